@@ -1,0 +1,1 @@
+"""agents package of mira-env."""

@@ -1,0 +1,1 @@
+"""``mira`` subcommands that live in agents."""

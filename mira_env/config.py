@@ -1,0 +1,64 @@
+"""Dataclass configuration of ``EditEnv``; every field documents itself in ``metadata['help']``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from mira_env.errors import ConfigError, choice_error, describe
+from mira_env.tasks.images import DEFAULT_MAX_PIXELS
+
+REWARD_MODES = ("terminal", "every_step", "delta")
+ON_EDITOR_ERROR = ("continue", "truncate")
+
+
+@dataclass
+class EditEnvConfig:
+    """Settings of one :class:`~mira_env.env.EditEnv`."""
+
+    height: int = field(default=256, metadata={"help": "Height of the observation images in pixels."})
+    width: int = field(default=256, metadata={"help": "Width of the observation images in pixels."})
+    max_steps: int = field(default=5, metadata={
+        "help": "Step budget T_max: the episode is truncated after this many steps without <STOP>."})
+    max_instruction_length: int = field(default=512, metadata={
+        "help": "Longest atomic instruction (characters) sent to the editor; longer ones are invalid."})
+    max_task_instruction_length: int = field(default=2048, metadata={
+        "help": "Longest complex instruction C shown in observations (longer ones are cut)."})
+    stop_token: str = field(default="<STOP>", metadata={
+        "help": "Action that ends the episode (compared case-insensitively after stripping)."})
+    invalid_action_penalty: float = field(default=-0.1, metadata={
+        "help": "Reward added at a step whose action is empty, whitespace, non-printable or over-long."})
+    editor_error_penalty: float = field(default=0.0, metadata={
+        "help": "Reward added at a step whose edit failed (exception, blank or malformed output)."})
+    on_editor_error: str = field(default="continue", metadata={
+        "help": "After a failed edit: 'continue' the episode with the image kept, or 'truncate' it."})
+    reject_blank_outputs: bool = field(default=True, metadata={
+        "help": "Treat a constant-colour editor output (a safety-checker black frame) as a failed edit."})
+    reward_mode: str = field(default="terminal", metadata={
+        "help": "'terminal': score once when the episode ends; 'every_step': score every step; "
+                "'delta': every step the change of the score since the previous step (sums to the final)."})
+    max_pixels: int = field(default=DEFAULT_MAX_PIXELS, metadata={
+        "help": "Task images with more pixels are refused with an error naming the task."})
+
+    def __post_init__(self) -> None:
+        for name in ("height", "width", "max_steps", "max_instruction_length", "max_task_instruction_length",
+                     "max_pixels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}={describe(value)} must be a positive int")
+        if self.reward_mode not in REWARD_MODES:
+            raise choice_error("reward_mode", self.reward_mode, REWARD_MODES)
+        if self.on_editor_error not in ON_EDITOR_ERROR:
+            raise choice_error("on_editor_error", self.on_editor_error, ON_EDITOR_ERROR)
+        if not isinstance(self.stop_token, str) or not self.stop_token.strip():
+            raise ConfigError(f"stop_token={describe(self.stop_token)} must be a non-empty str")
+
+    @classmethod
+    def from_kwargs(cls, config: "EditEnvConfig | None" = None, **overrides) -> "EditEnvConfig":
+        """A config from an optional base plus keyword overrides; unknown names raise a clear error."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ConfigError(f"unknown EditEnv option(s) {unknown}; known options: {sorted(names)}")
+        base = {f.name: getattr(config, f.name) for f in fields(cls)} if config is not None else {}
+        base.update(overrides)
+        return cls(**base)

@@ -1,0 +1,418 @@
+"""``EditEnv``: instruction-guided image editing as a Gymnasium environment.
+
+State (I0, It, C); action: one atomic instruction as text, or ``<STOP>``; the editor executes the
+instruction on It. One step runs in four phases so that :class:`~mira_env.vector.BatchedEditEnv`
+can send the edits (and reward calls) of many environments in one batched call:
+
+``plan = env.plan_step(action)`` -> ``execute_edits(editor, plans)`` -> ``env.apply_edit(plan, outcome)``
+-> ``score_batch(reward, inputs)`` -> ``env.finish_step(plan, reward_output)``.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from PIL import Image
+
+from mira_env.config import EditEnvConfig
+from mira_env.editors.base import Editor, edit_status
+from mira_env.errors import ActionError, ConfigError, TaskError, describe
+from mira_env.reward_api import RewardFunction, RewardInput, RewardOutput
+from mira_env.tasks.images import image_strip, to_array
+from mira_env.tasks.loaders import resolve_tasks
+from mira_env.tasks.task import Task, TaskSource, find_task
+
+PRINTABLE = string.printable
+_PRINTABLE_SET = frozenset(PRINTABLE)
+_SEED_LIMIT = 2**31 - 1
+_ASCII_FOLD = {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
+               "\u2026": "...", "\u00a0": " "}
+
+
+def to_printable(text: str) -> str:
+    """Fold ``text`` to ``string.printable`` (curly quotes, dashes, accents); other characters dropped."""
+    text = "".join(_ASCII_FOLD.get(ch, ch) for ch in text)
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in text if ch in _PRINTABLE_SET)
+
+
+def step_seed(episode_seed: int, step: int) -> int:
+    """The editor seed of step ``step`` of an episode whose editor seed is ``episode_seed``."""
+    return int(np.random.SeedSequence([int(episode_seed), int(step)]).generate_state(1)[0]) % _SEED_LIMIT
+
+
+@dataclass
+class EditOutcome:
+    """What an editor call produced for one item: an image or an error, and the time it took."""
+
+    image: Image.Image | None
+    error: str | None
+    latency_s: float
+    status: dict | None = None
+
+
+@dataclass
+class StepPlan:
+    """Phase 1 of a step: the validated action and the edit to run, if any."""
+
+    raw_action: str
+    instruction: str
+    stop: bool
+    invalid_reason: str | None
+    image: Image.Image | None = None  # image to edit (None = no edit this step)
+    seed: int | None = None
+    outcome: EditOutcome | None = None
+    terminated: bool = False
+    truncated: bool = False
+    penalty: float = 0.0
+    reward_input: RewardInput | None = None
+    reward_s: float = 0.0
+
+    @property
+    def needs_edit(self) -> bool:
+        return self.image is not None
+
+
+@dataclass(frozen=True)
+class StepTimings:
+    """Wall-clock measurements of one step, in seconds.
+
+    Timings are measurements, not environment state: two ``StepTimings`` always compare equal, so the
+    Gymnasium determinism checks (which compare ``info`` dicts) see through them. Read the fields.
+    """
+
+    editor_s: float = field(default=0.0, compare=False)
+    reward_s: float = field(default=0.0, compare=False)
+
+
+def _is_blank(image: Image.Image) -> bool:
+    lo_hi = image.getextrema()
+    return all(lo == hi for lo, hi in lo_hi)
+
+
+def execute_edits(editor: Editor, plans: Sequence[StepPlan], reject_blank: Sequence[bool]) -> None:
+    """Run the edits of ``plans`` that need one in ONE ``editor.edit`` call; store outcomes on the plans.
+
+    An exception fails every item of the batch with the error recorded; a non-image, a wrong count,
+    or (when ``reject_blank``) a constant-colour image fails that item. Nothing is raised.
+    """
+    todo = [(plan, blank) for plan, blank in zip(plans, reject_blank) if plan.needs_edit]
+    if not todo:
+        return
+    images = [plan.image for plan, _ in todo]
+    texts = [plan.instruction for plan, _ in todo]
+    seeds = [int(plan.seed) for plan, _ in todo]
+    start = time.perf_counter()
+    try:
+        outputs = editor.edit(images, texts, seeds)
+        error = None
+    except Exception as exc:  # noqa: BLE001 - editor failures are data, see module docstring
+        outputs, error = None, f"{type(exc).__name__}: {exc}"
+    latency = (time.perf_counter() - start) / len(todo)
+    if error is None and (not isinstance(outputs, (list, tuple)) or len(outputs) != len(todo)):
+        count = len(outputs) if isinstance(outputs, (list, tuple)) else describe(outputs)
+        outputs, error = None, f"editor returned {count} outputs for {len(todo)} inputs"
+    for index, (plan, blank) in enumerate(todo):
+        if outputs is None:
+            plan.outcome = EditOutcome(None, error, latency)
+            continue
+        output = outputs[index]
+        if not isinstance(output, Image.Image):
+            plan.outcome = EditOutcome(None, f"editor output is {type(output).__name__}, not a PIL image", latency)
+        elif output.width < 1 or output.height < 1:
+            plan.outcome = EditOutcome(None, f"editor output has empty size {output.size}", latency)
+        elif blank and _is_blank(output):
+            plan.outcome = EditOutcome(None, "editor output is a blank (constant colour) image", latency)
+        else:
+            image = output if output.mode == "RGB" else _keep_info(output, output.convert("RGB"))
+            plan.outcome = EditOutcome(image, None, latency, edit_status(output))
+
+
+def _keep_info(original: Image.Image, converted: Image.Image) -> Image.Image:
+    converted.info.update(original.info)
+    return converted
+
+
+def score_batch(reward: RewardFunction | None, plans: Sequence[StepPlan]) -> list[RewardOutput | None]:
+    """One ``reward.score`` call for every plan that asked for a reward; ``None`` for the others.
+
+    A reward function that raises yields ``RewardOutput(None, errors={"reward": ...})`` per item, so
+    a broken judge is visible in ``info`` instead of crashing a long run.
+    """
+    results: list[RewardOutput | None] = [None] * len(plans)
+    wanted = [i for i, plan in enumerate(plans) if plan.reward_input is not None]
+    if reward is None or not wanted:
+        return results
+    inputs = [plans[i].reward_input for i in wanted]
+    start = time.perf_counter()
+    try:
+        outputs = reward.score(inputs)
+        if len(outputs) != len(inputs):
+            raise ValueError(f"reward returned {len(outputs)} outputs for {len(inputs)} inputs")
+    except Exception as exc:  # noqa: BLE001 - recorded per item
+        message = f"{type(exc).__name__}: {exc}"
+        outputs = [RewardOutput(None, {}, {"reward": message}) for _ in inputs]
+    elapsed = (time.perf_counter() - start) / len(wanted)
+    for index, output in zip(wanted, outputs):
+        results[index] = output
+        plans[index].reward_s = elapsed
+    return results
+
+
+class EditEnv(gym.Env[dict, str]):
+    """Instruction-guided image editing with an injected editor, reward and task source.
+
+    Args:
+        editor: an :class:`~mira_env.editors.base.Editor`, or a spec for
+            :func:`mira_env.editors.make_editor` (preset name, hub id, local path, ``"identity"``).
+        tasks: a :class:`TaskSource`, a list of :class:`Task`, a ``.jsonl`` path or a folder.
+        reward: an object with ``score(list[RewardInput]) -> list[RewardOutput]``, or ``None``
+            (only penalties are returned as reward).
+        render_mode: ``None`` or ``"rgb_array"`` (a strip of the source and every step's image).
+        config: an :class:`EditEnvConfig`; any of its fields may also be passed as keywords.
+        editor_kwargs: passed to ``make_editor`` when ``editor`` is a string.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 1}
+
+    def __init__(self, editor: Editor | str | None = None, tasks: Any = None, reward: RewardFunction | None = None,
+                 render_mode: str | None = None, config: EditEnvConfig | None = None,
+                 editor_kwargs: dict | None = None, **options: Any) -> None:
+        super().__init__()
+        self.config = EditEnvConfig.from_kwargs(config, **options)
+        if editor is None:
+            raise ConfigError("EditEnv needs an editor: pass editor=<Editor> or a preset / hub id / local "
+                              "path such as editor='timbrooks/instruct-pix2pix' (or 'identity' for a no-op)")
+        if tasks is None:
+            raise ConfigError("EditEnv needs tasks: pass tasks=<list of Task | .jsonl path | image folder>, "
+                              "or use gymnasium.make('mira/Shapes-v0') for the embedded shapes world")
+        if isinstance(editor, str):
+            from mira_env.editors import make_editor
+
+            editor = make_editor(editor, **(editor_kwargs or {}))
+        if not hasattr(editor, "edit"):
+            raise ConfigError(f"editor={describe(editor)} has no edit(images, instructions, seeds) method")
+        if reward is not None and not callable(getattr(reward, "score", None)):
+            raise ConfigError(f"reward={describe(reward)} has no score(items) method")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ConfigError(f"render_mode={render_mode!r} is not supported; use None or 'rgb_array'")
+        self.editor = editor
+        self.tasks: TaskSource = resolve_tasks(tasks)
+        self.reward_fn = reward
+        self.render_mode = render_mode
+        cfg = self.config
+        image_space = spaces.Box(0, 255, (cfg.height, cfg.width, 3), np.uint8)
+        self.observation_space = spaces.Dict({
+            "source": image_space,
+            "current": spaces.Box(0, 255, (cfg.height, cfg.width, 3), np.uint8),
+            "instruction": spaces.Text(cfg.max_task_instruction_length, min_length=0, charset=PRINTABLE),
+            "history": spaces.Text(cfg.max_steps * (cfg.max_instruction_length + 1), min_length=0,
+                                   charset=PRINTABLE),
+            "step": spaces.Discrete(cfg.max_steps + 1),
+        })
+        self.action_space = spaces.Text(cfg.max_instruction_length, min_length=0, charset=PRINTABLE)
+        self._task: Task | None = None
+        self._source: Image.Image | None = None
+        self._current: Image.Image | None = None
+        self._source_obs: np.ndarray | None = None
+        self._current_obs: np.ndarray | None = None
+        self._frames: list[np.ndarray] = []
+        self._history: list[str] = []
+        self._raw_actions: list[str] = []
+        self._invalid = 0
+        self._step = 0
+        self._episode_seed = 0
+        self._last_score = 0.0
+        self._done = True
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def task(self) -> Task | None:
+        """The task of the current episode."""
+        return self._task
+
+    @property
+    def source_image(self) -> Image.Image | None:
+        """I0 at its original resolution (after normalisation)."""
+        return self._source
+
+    @property
+    def current_image(self) -> Image.Image | None:
+        """It as the editor returned it (its own resolution)."""
+        return self._current
+
+    @property
+    def history(self) -> list[str]:
+        """The atomic instructions executed so far in this episode."""
+        return list(self._history)
+
+    @property
+    def episode_seed(self) -> int:
+        """The editor seed of this episode; step seeds derive from it with :func:`step_seed`."""
+        return self._episode_seed
+
+    # ------------------------------------------------------------------ reset
+    def _select_task(self, choice: Any) -> Task:
+        if choice is None:
+            return self.tasks[int(self.np_random.integers(len(self.tasks)))]
+        if isinstance(choice, Task):
+            return choice
+        if isinstance(choice, (int, np.integer)) and not isinstance(choice, bool):
+            if not 0 <= int(choice) < len(self.tasks):
+                raise TaskError(f"options['task']={int(choice)} is out of range for {len(self.tasks)} tasks")
+            return self.tasks[int(choice)]
+        if isinstance(choice, str):
+            return find_task(self.tasks, choice)
+        raise TaskError(f"options['task']={describe(choice)}: expected a Task, an index or a task id")
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = sorted(set(options) - {"task", "editor_seed"})
+        if unknown:
+            raise ConfigError(f"unknown reset option(s) {unknown}; known: ['editor_seed', 'task']")
+        task = self._select_task(options.get("task"))
+        episode_seed = options.get("editor_seed")
+        if episode_seed is None:
+            episode_seed = int(self.np_random.integers(_SEED_LIMIT))
+        source = task.load_source(self.config.max_pixels)
+        self._task, self._source, self._current = task, source, source.copy()
+        self._episode_seed = int(episode_seed)
+        self._source_obs = to_array(source, (self.config.height, self.config.width))
+        self._current_obs = self._source_obs.copy()
+        self._frames = [self._source_obs]
+        self._history, self._raw_actions = [], []
+        self._invalid, self._step, self._last_score, self._done = 0, 0, 0.0, False
+        return self._observation(), {
+            "task_id": task.id, "editor_seed": self._episode_seed, "source_size": source.size,
+            "step": 0, "history": [],
+        }
+
+    def _observation(self) -> dict:
+        cfg = self.config
+        instruction = to_printable(self._task.instruction)[: cfg.max_task_instruction_length]
+        return {
+            "source": self._source_obs.copy(),
+            "current": self._current_obs.copy(),
+            "instruction": instruction,
+            "history": "\n".join(self._history),
+            "step": self._step,
+        }
+
+    # ------------------------------------------------------------------ step phases
+    def validate_action(self, action: Any) -> tuple[str, bool, str | None]:
+        """``(instruction, stop, invalid_reason)`` for ``action``; raises :class:`ActionError` for non-str.
+
+        The instruction is stripped and its whitespace runs collapsed to one space. Invalid reasons:
+        ``"empty"`` (nothing but whitespace), ``"non_printable"`` (a character outside
+        ``string.printable``), ``"too_long"`` (over ``max_instruction_length``).
+        """
+        if isinstance(action, np.str_):
+            action = str(action)
+        if not isinstance(action, str):
+            raise ActionError(f"action must be a str (an atomic instruction or {self.config.stop_token!r}), "
+                              f"got {describe(action)}")
+        instruction = " ".join(action.split())
+        if instruction.lower() == self.config.stop_token.lower():
+            return self.config.stop_token, True, None
+        if not instruction:
+            return "", False, "empty"
+        if any(ch not in _PRINTABLE_SET for ch in action):
+            return instruction, False, "non_printable"
+        if len(instruction) > self.config.max_instruction_length:
+            return instruction, False, "too_long"
+        return instruction, False, None
+
+    def plan_step(self, action: Any) -> StepPlan:
+        """Phase 1: validate ``action`` and decide whether to edit."""
+        if self._done or self._task is None:
+            raise gym.error.ResetNeeded("EditEnv.step() called before reset() or after the episode ended; "
+                                        "call reset() first")
+        instruction, stop, invalid = self.validate_action(action)
+        plan = StepPlan(raw_action=action, instruction=instruction, stop=stop, invalid_reason=invalid)
+        if not stop and invalid is None:
+            plan.image = self._current
+            plan.seed = step_seed(self._episode_seed, self._step)
+        return plan
+
+    def apply_edit(self, plan: StepPlan) -> StepPlan:
+        """Phase 3: update the state from the plan's edit outcome and prepare the reward input."""
+        cfg = self.config
+        self._step += 1
+        self._raw_actions.append(plan.raw_action)
+        if plan.invalid_reason is not None:
+            self._invalid += 1
+            plan.penalty += cfg.invalid_action_penalty
+        outcome = plan.outcome
+        if plan.needs_edit:
+            self._history.append(plan.instruction)
+            if outcome is not None and outcome.image is not None:
+                self._current = outcome.image
+                self._current_obs = to_array(outcome.image, (cfg.height, cfg.width))
+            else:
+                plan.penalty += cfg.editor_error_penalty
+                if cfg.on_editor_error == "truncate":
+                    plan.truncated = True
+        plan.terminated = plan.stop
+        plan.truncated = plan.truncated or (not plan.terminated and self._step >= cfg.max_steps)
+        self._done = plan.terminated or plan.truncated
+        self._frames.append(self._current_obs)
+        if self.reward_fn is not None and (self._done or cfg.reward_mode != "terminal"):
+            plan.reward_input = RewardInput(
+                source=self._source, edited=self._current, instruction=self._task.instruction,
+                trajectory=list(self._history), task=self._task, raw_actions=list(self._raw_actions),
+                invalid_actions=self._invalid, terminated=plan.terminated, step=self._step)
+        return plan
+
+    def finish_step(self, plan: StepPlan, reward_output: RewardOutput | None):
+        """Phase 4: the ``(obs, reward, terminated, truncated, info)`` tuple of the step."""
+        reward = float(plan.penalty)
+        info: dict[str, Any] = {
+            "task_id": self._task.id, "step": self._step, "instruction": plan.instruction,
+            "valid_action": plan.invalid_reason is None, "invalid_reason": plan.invalid_reason,
+            "stop": plan.stop, "penalty": float(plan.penalty), "history": list(self._history),
+            "editor_seed": plan.seed, "editor_error": None, "editor_status": None,
+            "timings": StepTimings(editor_s=plan.outcome.latency_s if plan.outcome else 0.0,
+                                   reward_s=plan.reward_s),
+        }
+        if plan.outcome is not None:
+            info["editor_error"] = plan.outcome.error
+            info["editor_status"] = plan.outcome.status
+        if reward_output is not None:
+            total = reward_output.total
+            scored = total is not None and math.isfinite(float(total))
+            info["reward_total"] = float(total) if scored else None
+            info["reward_scored"] = scored
+            info["reward_components"] = dict(reward_output.components)
+            info["reward_errors"] = dict(reward_output.errors)
+            score = float(total) if scored else 0.0
+            if self.config.reward_mode == "delta":
+                reward += score - self._last_score
+                self._last_score = score
+            else:
+                reward += score
+        obs = self._observation()
+        return obs, reward, plan.terminated, plan.truncated, info
+
+    def step(self, action: str):
+        plan = self.plan_step(action)
+        execute_edits(self.editor, [plan], [self.config.reject_blank_outputs])
+        self.apply_edit(plan)
+        (reward_output,) = score_batch(self.reward_fn, [plan])
+        return self.finish_step(plan, reward_output)
+
+    # ------------------------------------------------------------------ render
+    def render(self):
+        if self.render_mode != "rgb_array":
+            return None
+        if not self._frames:
+            return np.zeros((self.config.height, self.config.width, 3), np.uint8)
+        return image_strip(self._frames)

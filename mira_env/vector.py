@@ -1,0 +1,187 @@
+"""``BatchedEditEnv``: N editing environments whose edits go to the editor in ONE batched call.
+
+Every step, the actions of all environments are validated, the edits are sent in one
+``editor.edit`` call and the finished episodes (or every step, per ``reward_mode``) are scored in
+one ``reward.score`` call. It follows ``gymnasium.vector.SyncVectorEnv``'s conventions (NEXT_STEP
+autoreset, batched ``infos`` with ``_key`` masks) and adds what GRPO needs:
+
+- :meth:`reset_group`: every environment on the same task with the same editor seeds;
+- :meth:`step_active`: step only some environments (finished episodes leave the batch).
+"""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from typing import Any, Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
+
+from mira_env.env import EditEnv, execute_edits, score_batch
+from mira_env.errors import ConfigError
+from mira_env.tasks.task import Task
+
+
+class BatchedEditEnv(VectorEnv):
+    """A vector of :class:`EditEnv` sharing one editor and one reward function.
+
+    Args:
+        num_envs: number of environments (the batch size of editor calls).
+        env_fn: builds one environment; called once, the others copy its editor, reward and tasks.
+            Alternatively pass ``env_kwargs`` for :class:`EditEnv` directly.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": ["rgb_array"]}
+
+    def __init__(self, num_envs: int, env_fn: Callable[[], EditEnv] | None = None, copy: bool = True,
+                 **env_kwargs: Any) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ConfigError(f"num_envs={num_envs!r} must be a positive int")
+        if env_fn is not None and env_kwargs:
+            raise ConfigError("pass either env_fn or EditEnv keyword arguments, not both")
+        first = env_fn() if env_fn is not None else EditEnv(**env_kwargs)
+        first = first.unwrapped
+        if not isinstance(first, EditEnv):
+            raise ConfigError(f"env_fn must build an EditEnv (wrappers are not batched), got {type(first).__name__}")
+        self.envs: list[EditEnv] = [first] + [
+            EditEnv(editor=first.editor, tasks=first.tasks, reward=first.reward_fn, config=first.config,
+                    render_mode=first.render_mode)
+            for _ in range(num_envs - 1)
+        ]
+        self.num_envs = num_envs
+        self.copy = copy
+        self.editor = first.editor
+        self.reward_fn = first.reward_fn
+        self.config = first.config
+        self.render_mode = first.render_mode
+        self.autoreset_mode = AutoresetMode.NEXT_STEP
+        self.single_observation_space = first.observation_space
+        self.single_action_space = first.action_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self._observations = create_empty_array(self.single_observation_space, n=num_envs, fn=np.zeros)
+        self._env_obs: list[Any] = [None] * num_envs
+        self._rewards = np.zeros(num_envs, dtype=np.float64)
+        self._terminations = np.zeros(num_envs, dtype=np.bool_)
+        self._truncations = np.zeros(num_envs, dtype=np.bool_)
+        self._autoreset_envs = np.zeros(num_envs, dtype=np.bool_)
+
+    @property
+    def tasks(self):
+        """The shared task source."""
+        return self.envs[0].tasks
+
+    # ------------------------------------------------------------------ reset
+    def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict | None = None):
+        if seed is None or isinstance(seed, int):
+            seeds = [None if seed is None else seed + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ConfigError(f"reset got {len(seeds)} seeds for {self.num_envs} envs")
+        infos: dict[str, Any] = {}
+        for index, (env, env_seed) in enumerate(zip(self.envs, seeds)):
+            self._env_obs[index], info = env.reset(seed=env_seed, options=options)
+            infos = self._add_info(infos, info, index)
+        self._rewards[:] = 0
+        self._terminations[:] = False
+        self._truncations[:] = False
+        self._autoreset_envs[:] = False
+        return self._batched_obs(), infos
+
+    def reset_group(self, task: Task | int | str | None = None, seed: int | None = None,
+                    indices: Sequence[int] | None = None):
+        """Reset ``indices`` (default: all) to ONE task with ONE editor seed: a GRPO group.
+
+        The task (when not given) and the editor seed are drawn from the first environment's
+        ``np_random`` after seeding it with ``seed``, so a group is reproducible from ``seed``.
+        """
+        indices = list(range(self.num_envs)) if indices is None else list(indices)
+        lead = self.envs[indices[0]]
+        lead.reset(seed=seed, options={"task": task} if task is not None else None)
+        options = {"task": lead.task, "editor_seed": lead.episode_seed}
+        infos: dict[str, Any] = {}
+        for index in indices:
+            self._env_obs[index], info = self.envs[index].reset(options=options)
+            infos = self._add_info(infos, info, index)
+            self._rewards[index] = 0
+            self._terminations[index] = self._truncations[index] = self._autoreset_envs[index] = False
+        return self._batched_obs(), infos
+
+    # ------------------------------------------------------------------ step
+    def step_active(self, indices: Sequence[int], actions: Sequence[str]) -> list[tuple]:
+        """Step only ``indices`` with ``actions``: one editor call and one reward call for all of them.
+
+        Returns one ``(obs, reward, terminated, truncated, info)`` tuple per index. No autoreset.
+        """
+        if len(indices) != len(actions):
+            raise ConfigError(f"step_active got {len(indices)} indices and {len(actions)} actions")
+        envs = [self.envs[i] for i in indices]
+        plans = [env.plan_step(action) for env, action in zip(envs, actions)]
+        execute_edits(self.editor, plans, [env.config.reject_blank_outputs for env in envs])
+        for env, plan in zip(envs, plans):
+            env.apply_edit(plan)
+        outputs = score_batch(self.reward_fn, plans)
+        results = [env.finish_step(plan, output) for env, plan, output in zip(envs, plans, outputs)]
+        for index, result in zip(indices, results):
+            self._env_obs[index] = result[0]
+            self._rewards[index], self._terminations[index], self._truncations[index] = result[1:4]
+            self._autoreset_envs[index] = result[2] or result[3]
+        return results
+
+    def step(self, actions):
+        actions = list(iterate(self.action_space, actions)) if not isinstance(actions, (list, tuple)) else actions
+        if len(actions) != self.num_envs:
+            raise ConfigError(f"step got {len(actions)} actions for {self.num_envs} envs")
+        infos: dict[str, Any] = {}
+        to_step = []
+        for index in range(self.num_envs):
+            if self._autoreset_envs[index]:
+                self._env_obs[index], info = self.envs[index].reset()
+                self._rewards[index] = 0.0
+                self._terminations[index] = self._truncations[index] = False
+                infos = self._add_info(infos, info, index)
+            else:
+                to_step.append(index)
+        results = self.step_active(to_step, [actions[i] for i in to_step]) if to_step else []
+        for index, result in zip(to_step, results):
+            infos = self._add_info(infos, result[4], index)
+        self._autoreset_envs = np.logical_or(self._terminations, self._truncations)
+        return (self._batched_obs(), np.copy(self._rewards), np.copy(self._terminations),
+                np.copy(self._truncations), infos)
+
+    def _add_info(self, vector_infos: dict[str, Any], env_info: dict[str, Any], env_num: int) -> dict[str, Any]:
+        """Like ``VectorEnv._add_info`` but with object arrays throughout.
+
+        Editing infos mix ``None`` with numbers and strings across environments (an unscored reward,
+        an invalid reason), which the base class's dtype inference cannot hold.
+        """
+        for key, value in env_info.items():
+            if isinstance(value, dict):
+                value = self._add_info(vector_infos.get(key, {}), value, env_num)
+            elif key not in vector_infos:
+                vector_infos[key] = np.full(self.num_envs, None, dtype=object)
+                vector_infos[f"_{key}"] = np.zeros(self.num_envs, dtype=np.bool_)
+            if isinstance(value, dict):
+                vector_infos[key] = value
+                mask = vector_infos.setdefault(f"_{key}", np.zeros(self.num_envs, dtype=np.bool_))
+            else:
+                vector_infos[key][env_num] = value
+                mask = vector_infos[f"_{key}"]
+            mask[env_num] = True
+        return vector_infos
+
+    def _batched_obs(self):
+        self._observations = concatenate(self.single_observation_space, self._env_obs, self._observations)
+        return deepcopy(self._observations) if self.copy else self._observations
+
+    def render(self):
+        if self.render_mode != "rgb_array":
+            return None
+        return tuple(env.render() for env in self.envs)
+
+    def close_extras(self, **kwargs: Any) -> None:
+        for env in self.envs:
+            env.close()

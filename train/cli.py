@@ -1,0 +1,61 @@
+"""The ``mira`` command line: ``mira <subcommand>``.
+
+It lives in ``train`` because that is the one package allowed to import all the others. Each
+subcommand is a module with ``add_arguments(parser)`` and ``main(args) -> int``, imported only when
+that subcommand runs, so ``mira --help`` stays fast and needs no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: subcommand -> (module, one-line help). Nested groups use a space ("train sft").
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("agents.commands.run", "play shapes-world (or task-file) episodes for a set of agents; write a report"),
+    "eval": ("agents.commands.evaluate", "agents x editors x task set -> metrics table (CSV, JSON, HTML)"),
+    "export": ("mira_env.shapes.export", "export generated tasks and oracle trajectories (MIRA-Editing format)"),
+    "audit-rewards": ("rewards.audit", "rank-correlate every reward term with the shapes-world oracle"),
+    "train sft": ("train.sft", "supervised fine-tuning on MIRA-Editing trajectories (TRL SFTTrainer)"),
+    "train grpo": ("train.grpo", "multi-turn GRPO against the editing environment (TRL GRPOTrainer)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mira", description="mira-env: RL for agentic image editing")
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>")
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        parts = name.split()
+        target = subparsers
+        if len(parts) == 2:
+            if parts[0] not in groups:
+                group = subparsers.add_parser(parts[0], help=f"{parts[0]} subcommands")
+                groups[parts[0]] = group.add_subparsers(dest="subcommand", metavar="<subcommand>")
+            target = groups[parts[0]]
+        sub = target.add_parser(parts[-1], help=help_text, description=help_text)
+        sub.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # Parse just enough to find the subcommand, then let its module add its own arguments.
+    known, _ = parser.parse_known_args(argv)
+    module_name = getattr(known, "_module", None)
+    if module_name is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(module_name)
+    name = " ".join(a for a in (known.command, getattr(known, "subcommand", None)) if a)
+    sub = argparse.ArgumentParser(prog=f"mira {name}", description=SUBCOMMANDS[name][1])
+    module.add_arguments(sub)
+    depth = len(name.split())
+    args = sub.parse_args(argv[depth:])
+    return int(module.main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
