@@ -24,7 +24,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 _INSTRUCTION_KEYS = ("instruction", "complex_instruction", "prompt", "edit", "edit_prompt")
 _IMAGE_KEYS = ("image", "source_image", "source", "input_image", "image_path")
 _TARGET_KEYS = ("target", "target_image", "final_image", "output_image")
-_KNOWN = set(_INSTRUCTION_KEYS + _IMAGE_KEYS + _TARGET_KEYS + ("id", "atomic_instructions", "variants"))
+_KNOWN = set(_INSTRUCTION_KEYS + _IMAGE_KEYS + _TARGET_KEYS + ("id", "atomic_instructions", "trajectory",
+                                                               "variants"))
 
 
 def _first(record: Mapping[str, Any], keys: Sequence[str]) -> Any:
@@ -62,7 +63,9 @@ def task_from_record(record: Mapping[str, Any], *, where: str, root: str | None,
     image_obj = image if isinstance(image, PILImage.Image) else None
     if image_obj is None and not isinstance(image, str):
         raise TaskError(f"{where}: missing image; give one of the fields {list(_IMAGE_KEYS)} as a path")
-    target = _first(record, _TARGET_KEYS)
+    target = _first(record, ("target", "target_image", "output_image"))
+    if target is None:
+        target = record.get("final_image")
     task_id = record.get("id", default_id)
     metadata = {k: v for k, v in record.items() if k not in _KNOWN}
     return Task(
@@ -73,7 +76,8 @@ def task_from_record(record: Mapping[str, Any], *, where: str, root: str | None,
         root=root,
         target_image=target if isinstance(target, PILImage.Image) else None,
         target_path=target if isinstance(target, str) else None,
-        atomic_instructions=_string_tuple(record.get("atomic_instructions"), "atomic_instructions", where),
+        atomic_instructions=_string_tuple(
+            record.get("atomic_instructions", record.get("trajectory")), "atomic_instructions", where),
         variants=_string_tuple(record.get("variants"), "variants", where),
         metadata=metadata,
     )
