@@ -23,7 +23,7 @@ from gymnasium import spaces
 from PIL import Image
 
 from mira_env.config import EditEnvConfig
-from mira_env.editors.base import Editor, edit_status
+from mira_env.editors.base import STATE_KEY, Editor, edit_status
 from mira_env.errors import ActionError, ConfigError, TaskError, describe
 from mira_env.reward_api import RewardFunction, RewardInput, RewardOutput
 from mira_env.tasks.images import image_strip, to_array
@@ -292,8 +292,8 @@ class EditEnv(gym.Env[dict, str]):
         self._history, self._raw_actions = [], []
         self._invalid, self._step, self._last_score, self._done = 0, 0, 0.0, False
         return self._observation(), {
-            "task_id": task.id, "editor_seed": self._episode_seed, "source_size": source.size,
-            "step": 0, "history": [],
+            "task_id": task.id, "task": task, "editor_seed": self._episode_seed, "source_size": source.size,
+            "step": 0, "history": [], "state": self._current.info.get(STATE_KEY),
         }
 
     def _observation(self) -> dict:
@@ -376,7 +376,8 @@ class EditEnv(gym.Env[dict, str]):
         """Phase 4: the ``(obs, reward, terminated, truncated, info)`` tuple of the step."""
         reward = float(plan.penalty)
         info: dict[str, Any] = {
-            "task_id": self._task.id, "step": self._step, "instruction": plan.instruction,
+            "task_id": self._task.id, "task": self._task, "step": self._step,
+            "state": self._current.info.get(STATE_KEY), "instruction": plan.instruction,
             "valid_action": plan.invalid_reason is None, "invalid_reason": plan.invalid_reason,
             "stop": plan.stop, "penalty": float(plan.penalty), "history": list(self._history),
             "editor_seed": plan.seed, "editor_error": None, "editor_status": None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mira_env.editors.base import EDIT_STATUS_KEY, Editor, EditorInfo, IdentityEditor, check_batch, edit_status
+from mira_env.editors.base import EDIT_STATUS_KEY, STATE_KEY, Editor, EditorInfo, IdentityEditor, check_batch, edit_status
 from mira_env.errors import ConfigError, describe
 
 
@@ -35,5 +35,5 @@ def make_editor(spec: Any, **kwargs: Any) -> Editor:
     return DiffusersEditor(spec, **kwargs)
 
 
-__all__ = ["EDIT_STATUS_KEY", "Editor", "EditorInfo", "IdentityEditor", "check_batch", "edit_status",
+__all__ = ["EDIT_STATUS_KEY", "STATE_KEY", "Editor", "EditorInfo", "IdentityEditor", "check_batch", "edit_status",
            "make_editor"]

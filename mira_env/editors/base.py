@@ -7,7 +7,7 @@ when ``info.max_batch`` is smaller). Editors must be deterministic given the see
 An editor may report per-item status by setting ``image.info[EDIT_STATUS_KEY]`` on an output image
 to a dict such as ``{"ok": False, "reason": "no object matches 'the red star'"}``; the environment
 copies it into ``info["editor_status"]``. Editors that carry world state (the shapes world keeps its
-scene graph) store it in ``image.info`` under their own key; ``Image.copy()`` keeps ``info``.
+scene graph) store it in ``image.info[STATE_KEY]``; ``Image.copy()`` keeps ``info``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from mira_env.errors import EditorError
 
 #: ``PIL.Image.info`` key under which an editor may report the status of one edit.
 EDIT_STATUS_KEY = "mira.edit_status"
+#: ``PIL.Image.info`` key under which a stateful editor keeps its world state (JSON-like, comparable
+#: with ``==``); the environment shows it in ``info["state"]`` at reset and after every step.
+STATE_KEY = "mira.state"
 
 
 @dataclass(frozen=True)
