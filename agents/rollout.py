@@ -282,8 +282,9 @@ class RolloutEngine:
 
     Args:
         venv: the batched environment; it needs at least ``config.group_size`` environments.
-        agent: an :class:`~agents.base.Agent`; if it has ``last_outputs`` (a list of raw texts aligned
-            with the last ``act`` call) they are recorded as each step's ``raw_output``.
+        agent: an :class:`~agents.base.Agent`; if it has ``last_outputs`` (one raw text, or an object
+            with ``text`` / ``error`` such as :class:`~agents.prompt.ParsedAction`, per observation of
+            the last ``act`` call) they are recorded as each step's ``raw_output`` / ``parse_error``.
         config: grouping, seeding and image options.
         store: where finished episodes go (``None``: kept in memory only).
         name: the agent name in the records (default: ``agent.name``).
@@ -381,16 +382,21 @@ class RolloutEngine:
         raw_outputs = getattr(self.agent, "last_outputs", None)
         if not isinstance(raw_outputs, (list, tuple)) or len(raw_outputs) != len(slots):
             raw_outputs = [None] * len(slots)
+        parse_errors = [getattr(raw, "error", None) for raw in raw_outputs]
+        raw_outputs = [raw if raw is None or isinstance(raw, str) else getattr(raw, "text", str(raw))
+                       for raw in raw_outputs]
         results = self.venv.step_active(slots, list(actions))
         done = []
-        for slot, episode, action, raw, result in zip(slots, episodes, actions, raw_outputs, results):
+        for slot, episode, action, raw, parse_error, result in zip(slots, episodes, actions, raw_outputs,
+                                                                   parse_errors, results):
             observation, reward, terminated, truncated, info = result
             episode.observation, episode.info = observation, info
             episode.frames.append(np.asarray(observation["current"]))
             episode.total_return += float(reward)
             timings = info.get("timings")
             episode.steps.append({
-                "t": int(info["step"]), "action": action, "raw_output": raw, "instruction": info["instruction"],
+                "t": int(info["step"]), "action": action, "raw_output": raw,
+                "parse_error": parse_error, "instruction": info["instruction"],
                 "valid": bool(info["valid_action"]), "invalid_reason": info["invalid_reason"],
                 "stop": bool(info["stop"]), "reward": float(reward), "reward_total": info.get("reward_total"),
                 "reward_components": info.get("reward_components"), "reward_errors": info.get("reward_errors"),
