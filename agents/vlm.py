@@ -1,0 +1,195 @@
+"""``VLMAgent``: a transformers image-text-to-text model as the MIRA policy.
+
+Each :meth:`VLMAgent.act` call turns every observation into the MIRA conversation
+(:func:`agents.prompt.build_messages`: I0, It, C, numbered history), renders the batch with
+``processor.apply_chat_template`` (left padding), runs ONE ``model.generate`` per batch of
+``batch_size`` observations and parses every answer with :func:`agents.prompt.parse_action`.
+Malformed answers become ``""`` (``EditEnv`` counts them as invalid actions); the raw texts and parse
+results of the last call stay on ``last_outputs`` for logs and trajectories.
+
+Any model ``AutoModelForImageTextToText`` loads works (Qwen2.5-VL and Qwen3-VL are the tested
+ones); the vision placeholder tokens are suppressed during generation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping, Sequence
+
+from agents.prompt import DEFAULT_MAX_LENGTH, ParsedAction, parse_action, state_messages
+from mira_env.errors import ConfigError, describe
+
+_DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+@dataclass
+class VLMAgentConfig:
+    """Generation and batching settings of :class:`VLMAgent`."""
+
+    device: str | None = field(default=None, metadata={
+        "help": "Torch device for the model ('cuda', 'cuda:1', 'cpu'); None picks cuda when available, else cpu."})
+    torch_dtype: str = field(default="auto", metadata={
+        "help": "Weights dtype: 'auto' (the checkpoint's), 'float32', 'float16' or 'bfloat16'."})
+    max_new_tokens: int = field(default=64, metadata={
+        "help": "Most tokens generated per answer (reasoning included)."})
+    do_sample: bool = field(default=False, metadata={
+        "help": "Sample (True) or decode greedily (False)."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (do_sample=True only)."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass in (0, 1] (do_sample=True only)."})
+    system_prompt: str | None = field(default=None, metadata={
+        "help": "Replaces agents.prompt.SYSTEM_PROMPT; '' drops the system message."})
+    max_instruction_length: int = field(default=DEFAULT_MAX_LENGTH, metadata={
+        "help": "Longest accepted atomic instruction in characters; longer answers are malformed. "
+                "Match the env's max_instruction_length."})
+    batch_size: int = field(default=8, metadata={
+        "help": "Observations per generate call; act() splits larger batches."})
+    seed: int | None = field(default=None, metadata={
+        "help": "Seed of the sampling RNG (the n-th act call uses seed + n); None leaves torch's RNG alone."})
+
+    def __post_init__(self) -> None:
+        for name in ("max_new_tokens", "max_instruction_length", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}={describe(value)} must be a positive int")
+        if self.torch_dtype not in _DTYPES:
+            raise ConfigError(f"torch_dtype={describe(self.torch_dtype)} is not one of: "
+                              + ", ".join(repr(d) for d in _DTYPES))
+        if not isinstance(self.do_sample, bool):
+            raise ConfigError(f"do_sample={describe(self.do_sample)} must be a bool")
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) or self.temperature <= 0:
+            raise ConfigError(f"temperature={describe(self.temperature)} must be a number > 0")
+        if isinstance(self.top_p, bool) or not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p={describe(self.top_p)} must be a number in (0, 1]")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise ConfigError(f"seed={describe(self.seed)} must be an int or None")
+        if self.system_prompt is not None and not isinstance(self.system_prompt, str):
+            raise ConfigError(f"system_prompt={describe(self.system_prompt)} must be a str or None")
+        if self.device is not None and not isinstance(self.device, str):
+            raise ConfigError(f"device={describe(self.device)} must be a str such as 'cuda' or 'cpu', or None")
+
+
+def _config(config: VLMAgentConfig | None, kwargs: dict) -> VLMAgentConfig:
+    known = {f.name for f in fields(VLMAgentConfig)}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise ConfigError(f"unknown VLMAgent option(s) {unknown}; known: {sorted(known)}")
+    base = asdict(config) if config is not None else {}
+    return VLMAgentConfig(**{**base, **kwargs})
+
+
+class VLMAgent:
+    """A policy VLM: ``act(observations) -> list[str]`` of atomic instructions / ``"<STOP>"`` / ``""``.
+
+    Args:
+        model: a hub id or a local folder holding a model and its processor.
+        config: a :class:`VLMAgentConfig`; any of its fields may also be passed as keywords
+            (``device``, ``torch_dtype``, ``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``,
+            ``system_prompt``, ``max_instruction_length``, ``batch_size``, ``seed``).
+
+    Attributes:
+        last_outputs: one :class:`~agents.prompt.ParsedAction` (raw ``text`` included) per observation
+            of the last :meth:`act` call.
+        generate_calls: how many ``generate`` calls this agent made.
+    """
+
+    def __init__(self, model: str, *, config: VLMAgentConfig | None = None, **kwargs: Any) -> None:
+        if not isinstance(model, str) or not model.strip():
+            raise ConfigError(f"model={describe(model)} must be a hub id or a local path (a non-empty str); "
+                              "use VLMAgent.from_model(model, processor) for an object in memory")
+        self.config = _config(config, kwargs)
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        device = self.config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = self.config.torch_dtype if self.config.torch_dtype == "auto" else getattr(torch, self.config.torch_dtype)
+        processor = AutoProcessor.from_pretrained(model)
+        network = AutoModelForImageTextToText.from_pretrained(model, dtype=dtype).to(device).eval()
+        self._setup(network, processor, model)
+
+    @classmethod
+    def from_model(cls, model: Any, processor: Any, *, name: str | None = None,
+                   config: VLMAgentConfig | None = None, **kwargs: Any) -> "VLMAgent":
+        """An agent around an already loaded ``model`` and ``processor`` (e.g. a GRPO policy in training).
+
+        The model stays on its device and in its dtype; ``device`` / ``torch_dtype`` are ignored.
+        """
+        if not callable(getattr(model, "generate", None)):
+            raise ConfigError(f"model={describe(model)} has no generate() method; pass a transformers model")
+        if not callable(getattr(processor, "apply_chat_template", None)):
+            raise ConfigError(f"processor={describe(processor)} has no apply_chat_template(); pass its processor")
+        agent = cls.__new__(cls)
+        agent.config = _config(config, kwargs)
+        agent._setup(model, processor, name or getattr(getattr(model, "config", None), "_name_or_path", "") or
+                     type(model).__name__)
+        return agent
+
+    def _setup(self, model: Any, processor: Any, source: str) -> None:
+        from mira_env.tiny.vlm import suppress_token_ids
+
+        self.model = model
+        self.processor = processor
+        self.name = f"vlm:{source}"
+        self.last_outputs: list[ParsedAction] = []
+        self.generate_calls = 0
+        self._suppress = suppress_token_ids(processor)
+        tokenizer = getattr(processor, "tokenizer", processor)
+        self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"VLMAgent(name={self.name!r}, device={str(self.model.device)!r}, batch_size={c.batch_size}, "
+                f"max_new_tokens={c.max_new_tokens}, do_sample={c.do_sample})")
+
+    def reset(self, n: int | None = None) -> None:
+        """Forget the last outputs (the agent keeps no per-episode state)."""
+        self.last_outputs = []
+
+    # ------------------------------------------------------------------ acting
+    def act(self, observations: Sequence[Mapping[str, Any]],
+            infos: Sequence[Mapping[str, Any]] | None = None) -> list[str]:
+        """One action per observation; ONE ``generate`` call per ``batch_size`` observations."""
+        if isinstance(observations, Mapping) or not isinstance(observations, Sequence):
+            raise ConfigError(f"observations={describe(observations)} must be a list of observation dicts "
+                              "(wrap a single observation as [obs])")
+        conversations = [state_messages(obs, system_prompt=self.config.system_prompt) for obs in observations]
+        texts: list[str] = []
+        size = self.config.batch_size
+        for start in range(0, len(conversations), size):
+            texts.extend(self.generate_texts(conversations[start:start + size]))
+        limit = self.config.max_instruction_length
+        self.last_outputs = [parse_action(text, max_length=limit) for text in texts]
+        return [parsed.action for parsed in self.last_outputs]
+
+    def generate_texts(self, conversations: Sequence[list[dict]]) -> list[str]:
+        """The decoded answers to ``conversations`` (chat-message lists) from ONE ``generate`` call."""
+        if not conversations:
+            return []
+        import torch
+
+        inputs = self.processor.apply_chat_template(
+            list(conversations), add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
+            processor_kwargs={"padding": True, "padding_side": "left"})
+        inputs = inputs.to(self.model.device)
+        if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        c = self.config
+        kwargs: dict[str, Any] = dict(max_new_tokens=c.max_new_tokens, do_sample=c.do_sample,
+                                      pad_token_id=self._pad_id, suppress_tokens=self._suppress or None)
+        if c.do_sample:
+            kwargs.update(temperature=float(c.temperature), top_p=float(c.top_p))
+        else:  # do not inherit a checkpoint's sampling defaults into greedy decoding
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        with torch.inference_mode(), torch.random.fork_rng(devices=self._rng_devices()):
+            if c.seed is not None:
+                torch.manual_seed(c.seed + self.generate_calls)
+            output = self.model.generate(**inputs, **kwargs)
+        self.generate_calls += 1
+        prompt_length = inputs["input_ids"].shape[1]
+        return self.processor.batch_decode(output[:, prompt_length:], skip_special_tokens=True)
+
+    def _rng_devices(self) -> list:
+        device = self.model.device
+        return [device] if getattr(device, "type", "cpu") == "cuda" else []
+
+
+__all__ = ["VLMAgent", "VLMAgentConfig"]

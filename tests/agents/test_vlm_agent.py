@@ -1,0 +1,219 @@
+"""Tiny offline VLM builds (mira_env.tiny.vlm) and VLMAgent on real EditEnv observations."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from agents.base import Agent
+from agents.prompt import build_messages, parse_action
+from agents.vlm import VLMAgent, VLMAgentConfig
+from mira_env.errors import ConfigError
+from mira_env.tiny.vlm import KINDS, VISION_TOKENS, build_tiny_vlm, suppress_token_ids
+from tests.agents.conftest import make_tasks
+
+MODEL_CLASSES = {"qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration", "qwen3_vl": "Qwen3VLForConditionalGeneration"}
+
+
+# ------------------------------------------------------------------------------------------ tiny builds
+@pytest.mark.parametrize("kind", KINDS)
+def test_tiny_vlm_loads_through_auto_classes(kind, tiny_vlm_loaded):
+    model, processor = tiny_vlm_loaded[kind]
+    assert type(model).__name__ == MODEL_CLASSES[kind]
+    text = model.config.text_config
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    assert sum(text.rope_parameters["mrope_section"]) == head_dim // 2
+    assert sum(p.numel() for p in model.parameters()) < 500_000
+    tokenizer = processor.tokenizer
+    for token in ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<tool_call>", "</tool_call>") + VISION_TOKENS:
+        ids = tokenizer.encode(token, add_special_tokens=False)
+        assert len(ids) == 1, (token, ids)
+    assert model.config.image_token_id == tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert tokenizer.decode(tokenizer.encode("add a red hat, 50%!")) == "add a red hat, 50%!"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_tiny_vlm_chat_template_renders_images_and_tools(kind, tiny_vlm_loaded):
+    _, processor = tiny_vlm_loaded[kind]
+    image = Image.new("RGB", (64, 64), (255, 0, 0))
+    messages = build_messages("make it blue", image, image, ["add a hat"])
+    tools = [{"type": "function", "function": {"name": "edit_image", "description": "Apply one edit",
+                                               "parameters": {"type": "object", "properties": {}}}}]
+    text = processor.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=False)
+    assert '"name": "edit_image"' in text and "<tool_call>" in text
+    assert text.count("<|vision_start|><|image_pad|><|vision_end|>") == 2
+    assert text.endswith("<|im_start|>assistant\n")
+    inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                           return_tensors="pt")
+    image_tokens = int((inputs["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")).sum())
+    assert 2 <= image_tokens <= 2 * 16  # a 64x64 image is a handful of tokens
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_tiny_vlm_generates_16_tokens_fast(kind, tiny_vlm_loaded):
+    model, processor = tiny_vlm_loaded[kind]
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    messages = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "hi"}]}]
+    inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                           return_tensors="pt")
+    suppressed = suppress_token_ids(processor)
+    timings = []
+    for _ in range(3):
+        start = time.perf_counter()
+        output = model.generate(**inputs, max_new_tokens=16, min_new_tokens=16, do_sample=True,
+                                suppress_tokens=suppressed)
+        timings.append(time.perf_counter() - start)
+    new = output[0, inputs["input_ids"].shape[1]:]
+    assert len(new) == 16 and not set(new.tolist()) & set(suppressed)
+    assert min(timings) < 0.2, timings
+
+
+def test_suppress_token_ids_are_the_vision_tokens(tiny_vlm_loaded):
+    _, processor = tiny_vlm_loaded["qwen2_5_vl"]
+    ids = suppress_token_ids(processor)
+    assert processor.tokenizer.convert_ids_to_tokens(ids) == list(VISION_TOKENS)
+    assert suppress_token_ids(processor.tokenizer) == ids
+
+
+def test_build_tiny_vlm_reuses_a_complete_build(tiny_vlm_paths, tmp_path):
+    path = tiny_vlm_paths["qwen2_5_vl"]
+    weights = path / "model.safetensors"
+    before = weights.stat().st_mtime_ns
+    start = time.perf_counter()
+    assert build_tiny_vlm("qwen2_5_vl", path, seed=0) == path
+    assert time.perf_counter() - start < 0.5 and weights.stat().st_mtime_ns == before
+    assert json.loads((path / "mira_tiny_vlm.json").read_text()) == {"kind": "qwen2_5_vl", "seed": 0, "version": 1}
+
+
+def test_build_tiny_vlm_is_seeded(tiny_vlm_paths, tiny_vlm_loaded, tmp_path):
+    from safetensors.torch import load_file
+
+    again = load_file(build_tiny_vlm("qwen2_5_vl", tmp_path / "again", seed=0) / "model.safetensors")
+    other = load_file(build_tiny_vlm("qwen2_5_vl", tmp_path / "other", seed=1) / "model.safetensors")
+    first = load_file(tiny_vlm_paths["qwen2_5_vl"] / "model.safetensors")
+    key = next(k for k in first if k.endswith("lm_head.weight"))
+    assert torch.equal(first[key], again[key]) and not torch.equal(first[key], other[key])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(kind="llava"), "kind='llava' (type str) is not a tiny VLM kind; choose one of ['qwen2_5_vl', 'qwen3_vl']"),
+    (dict(seed="0"), "seed='0' (type str) must be an int"),
+])
+def test_build_tiny_vlm_errors(kwargs, message, tmp_path):
+    with pytest.raises(ConfigError) as err:
+        build_tiny_vlm(**{"path": tmp_path, **kwargs})
+    assert str(err.value) == message
+
+
+# ------------------------------------------------------------------------------------------ VLMAgent
+def _count_generate(model, monkeypatch) -> list:
+    """Count the calls of the real ``model.generate`` (and their batch sizes)."""
+    calls = []
+    original = model.generate
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["input_ids"].shape[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model, "generate", counting)
+    return calls
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_vlm_agent_acts_on_env_observations(kind, tiny_vlm_paths, env_observations, monkeypatch):
+    agent = VLMAgent(str(tiny_vlm_paths[kind]), max_new_tokens=12, device="cpu")
+    assert isinstance(agent, Agent) and agent.name == f"vlm:{tiny_vlm_paths[kind]}"
+    calls = _count_generate(agent.model, monkeypatch)
+    actions = agent.act(env_observations)
+    assert calls == [3] and agent.generate_calls == 1
+    assert len(actions) == 3 and all(isinstance(a, str) for a in actions)
+    assert [p.action for p in agent.last_outputs] == actions
+    for parsed in agent.last_outputs:
+        assert parsed.text and parse_action(parsed.text) == parsed  # raw text kept; parse is reproducible
+    # the actions go straight into the env (a random model's answers are malformed -> invalid, not a crash)
+    env = gymnasium.make("mira/ImageEdit-v0", editor="identity", tasks=make_tasks(1), height=32, width=32)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(actions[0])
+    assert info["valid_action"] == agent.last_outputs[0].ok
+
+
+def test_vlm_agent_batches_with_left_padding(tiny_vlm_loaded, env_observations, monkeypatch):
+    model, processor = tiny_vlm_loaded["qwen2_5_vl"]
+    agent = VLMAgent.from_model(model, processor, max_new_tokens=8, batch_size=2)
+    calls = _count_generate(model, monkeypatch)
+    agent.act(env_observations)
+    assert calls == [2, 1]
+    batched = [p.text for p in agent.last_outputs]
+    singles = []
+    for obs in env_observations:  # greedy answers do not depend on the batch (left padding)
+        agent.act([obs])
+        singles.append(agent.last_outputs[0].text)
+    assert batched == singles
+    assert calls == [2, 1, 1, 1, 1]
+    assert agent.act([]) == [] and calls == [2, 1, 1, 1, 1]
+
+
+def test_vlm_agent_sampling_is_seeded_and_leaves_global_rng_alone(tiny_vlm_loaded, env_observations):
+    model, processor = tiny_vlm_loaded["qwen3_vl"]
+    make = lambda seed: VLMAgent.from_model(model, processor, name="policy", max_new_tokens=8, do_sample=True,  # noqa: E731
+                                            temperature=1.5, seed=seed)
+    state = torch.get_rng_state()
+    first, second, other = make(7), make(7), make(8)
+    texts = []
+    for agent in (first, second, other):
+        agent.act(env_observations)
+        texts.append([p.text for p in agent.last_outputs])
+    assert torch.equal(torch.get_rng_state(), state)
+    assert texts[0] == texts[1] and texts[0] != texts[2]
+    first.act(env_observations)  # the next call draws a new sample
+    assert [p.text for p in first.last_outputs] != texts[0]
+    assert first.name == "vlm:policy" and "do_sample=True" in repr(first)
+
+
+def test_vlm_agent_config_fields_have_help():
+    from dataclasses import fields
+
+    assert all(f.metadata.get("help") for f in fields(VLMAgentConfig))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(max_new_tokens=0), "max_new_tokens=0 (type int) must be a positive int"),
+    (dict(batch_size=2.0), "batch_size=2.0 (type float) must be a positive int"),
+    (dict(torch_dtype="fp8"), "torch_dtype='fp8' (type str) is not one of: 'auto', 'float32', 'float16', 'bfloat16'"),
+    (dict(top_p=0), "top_p=0 (type int) must be a number in (0, 1]"),
+    (dict(temperature=-1.0), "temperature=-1.0 (type float) must be a number > 0"),
+    (dict(do_sample="yes"), "do_sample='yes' (type str) must be a bool"),
+    (dict(seed=1.5), "seed=1.5 (type float) must be an int or None"),
+    (dict(beams=4), "unknown VLMAgent option(s) ['beams']; known: ['batch_size', 'device', 'do_sample', "
+                    "'max_instruction_length', 'max_new_tokens', 'seed', 'system_prompt', 'temperature', "
+                    "'top_p', 'torch_dtype']"),
+])
+def test_vlm_agent_config_errors(kwargs, message, tiny_vlm_loaded):
+    model, processor = tiny_vlm_loaded["qwen2_5_vl"]
+    with pytest.raises(ConfigError) as err:
+        VLMAgent.from_model(model, processor, **kwargs)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda m, p: VLMAgent(""), "model='' (type str) must be a hub id or a local path (a non-empty str); "
+                                "use VLMAgent.from_model(model, processor) for an object in memory"),
+    (lambda m, p: VLMAgent.from_model("qwen", p), "model='qwen' (type str) has no generate() method; "
+                                                  "pass a transformers model"),
+    (lambda m, p: VLMAgent.from_model(m, None), "processor=None (type NoneType) has no apply_chat_template(); "
+                                                "pass its processor"),
+    (lambda m, p: VLMAgent.from_model(m, p).act({"instruction": "x"}),
+     "observations={'instruction': 'x'} (type dict) must be a list of observation dicts (wrap a single "
+     "observation as [obs])"),
+])
+def test_vlm_agent_argument_errors(build, message, tiny_vlm_loaded):
+    model, processor = tiny_vlm_loaded["qwen2_5_vl"]
+    with pytest.raises(ConfigError) as err:
+        build(model, processor)
+    assert str(err.value) == message
