@@ -1,0 +1,128 @@
+"""Agent specs (the strings users type in ``mira run`` / ``mira eval``) -> :class:`~agents.base.Agent` objects.
+
+===============================  ===========================================================
+spec                             agent
+===============================  ===========================================================
+``oracle``                       :class:`agents.baselines.ScriptedOracleAgent` (shapes world)
+``one-shot``                     :class:`agents.baselines.OneShotAgent` (C as one edit, then stop)
+``random``                       :class:`agents.baselines.RandomAgent` (seeded)
+``vlm:<hub id or local path>``   :class:`agents.vlm.VLMAgent`
+``vlm:tiny`` / ``vlm:tiny-<kind>``  a tiny random VLM built offline (:mod:`mira_env.tiny.vlm`), for smoke runs
+``api:<model>@<base_url>``       :class:`agents.api.APIAgent` (an OpenAI-compatible chat endpoint)
+===============================  ===========================================================
+
+Heavy modules (torch, transformers) are imported only when a spec that needs them is built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from mira_env.errors import ConfigError, describe
+
+BASELINES = {"oracle": "ScriptedOracleAgent", "one-shot": "OneShotAgent", "random": "RandomAgent"}
+SPEC_FORMS = ("oracle", "one-shot", "random", "vlm:<hub id or local path>", "vlm:tiny", "api:<model>@<base_url>")
+DEFAULT_AGENTS = ("oracle", "one-shot", "random")
+
+
+def split_specs(text: str | Sequence[str]) -> list[str]:
+    """``"oracle,random"`` or ``["oracle", "random,one-shot"]`` -> ``["oracle", "random", "one-shot"]``.
+
+    Duplicates are refused (two agents with one name would share their episode keys).
+    """
+    parts = [text] if isinstance(text, str) else list(text)
+    specs = [piece.strip() for part in parts for piece in str(part).split(",") if piece.strip()]
+    if not specs:
+        raise ConfigError(f"no agent given in {describe(text)}; use e.g. --agents oracle,one-shot,random")
+    seen = set()
+    for spec in specs:
+        if spec in seen:
+            raise ConfigError(f"agent spec {spec!r} is given twice; list every agent once")
+        seen.add(spec)
+    return specs
+
+
+def tiny_vlm_path(kind: str = "qwen2_5_vl", seed: int = 0) -> Path:
+    """Build (once; cached under ``$MIRA_TINY_CACHE``) the tiny VLM ``kind`` and return its folder."""
+    from mira_env.tiny.vlm import build_tiny_vlm, default_path
+
+    return Path(build_tiny_vlm(kind, default_path(kind, seed), seed=seed))
+
+
+def parse_api_spec(spec: str) -> tuple[str, str]:
+    """``"api:gpt-4o@http://host:8000/v1"`` -> ``("gpt-4o", "http://host:8000/v1")``."""
+    body = spec[len("api:"):]
+    model, at, base_url = body.rpartition("@") if "@" in body else ("", "", "")
+    if not at or not model or not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"agent spec {spec!r} is not api:<model>@<base_url>; write e.g. "
+                          f"api:Qwen/Qwen2.5-VL-7B-Instruct@http://localhost:8000/v1")
+    return model, base_url
+
+
+def make_agent(spec: str, *, seed: int = 0, vlm_options: Mapping[str, Any] | None = None,
+               api_options: Mapping[str, Any] | None = None) -> Any:
+    """Build the agent of ``spec`` (see the module table). ``seed`` seeds ``random`` and sampling VLMs.
+
+    ``vlm_options`` go to :class:`~agents.vlm.VLMAgent` (``device``, ``max_new_tokens``, ...),
+    ``api_options`` to the API agent (``api_key``, ``timeout``, ...).
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"agent spec {describe(spec)} must be one of: {', '.join(SPEC_FORMS)}")
+    spec = spec.strip()
+    if spec in BASELINES:
+        from agents import baselines
+
+        cls = getattr(baselines, BASELINES[spec])
+        agent = cls(seed=seed) if spec == "random" else cls()
+    elif spec.startswith("vlm:"):
+        target = spec[len("vlm:"):].strip()
+        if not target:
+            raise ConfigError(f"agent spec {spec!r} names no model; write vlm:<hub id or local path> or vlm:tiny")
+        if target == "tiny" or target.startswith("tiny-"):
+            kind = "qwen2_5_vl" if target == "tiny" else target[len("tiny-"):]
+            target = str(tiny_vlm_path(kind))
+        from agents.vlm import VLMAgent
+
+        options = dict(vlm_options or {})
+        options.setdefault("seed", seed)
+        agent = VLMAgent(target, **options)
+    elif spec.startswith("api:"):
+        model, base_url = parse_api_spec(spec)
+        try:
+            from agents.api import APIAgent
+        except ImportError as exc:
+            raise ConfigError(f"agent spec {spec!r} needs agents.api.APIAgent, which this install lacks "
+                              f"({exc})") from exc
+        agent = APIAgent(model, base_url=base_url, **dict(api_options or {}))
+    else:
+        raise ConfigError(f"agent spec {describe(spec)} is not one of: {', '.join(SPEC_FORMS)}")
+    return agent
+
+
+def make_agents(specs: str | Sequence[str], **kwargs: Any) -> dict[str, Any]:
+    """``{spec: agent}`` for every spec (the spec is the agent's name in the run records)."""
+    return {spec: make_agent(spec, **kwargs) for spec in split_specs(specs)}
+
+
+def parse_options(pairs: Sequence[str] | None, what: str) -> dict[str, Any]:
+    """``["device=cuda", "steps=4", "offload=true"]`` -> ``{"device": "cuda", "steps": 4, "offload": True}``.
+
+    Values are read as JSON when they parse (numbers, booleans, null, lists), else kept as text.
+    """
+    import json
+
+    options: dict[str, Any] = {}
+    for pair in pairs or ():
+        key, sep, value = str(pair).partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{what} option {pair!r} is not key=value; write e.g. --{what}-option device=cuda")
+        try:
+            options[key.strip()] = json.loads(value)
+        except ValueError:
+            options[key.strip()] = value
+    return options
+
+
+__all__ = ["BASELINES", "DEFAULT_AGENTS", "SPEC_FORMS", "make_agent", "make_agents", "parse_api_spec",
+           "parse_options", "split_specs", "tiny_vlm_path"]
