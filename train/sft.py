@@ -1,0 +1,137 @@
+"""``mira train sft``: supervised fine-tuning of the policy VLM on MIRA-Editing trajectories.
+
+Read top to bottom: configs -> model -> samples -> TRL ``SFTTrainer`` -> train (or resume) -> save.
+
+    mira train sft --tiny qwen2_5_vl --records runs/shapes-export --output_dir runs/sft --max_steps 50
+    mira train sft --config sft.yaml --model Qwen/Qwen2.5-VL-3B-Instruct --use_lora
+
+Settings: :class:`SFTDataArguments`, :class:`train.config.ModelArguments` and every field of
+``trl.SFTConfig`` (learning rate, batch size, epochs, checkpoints ...), from ``--config file.yaml``
+and overridden on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mira_env.errors import ConfigError, describe
+from train.config import ModelArguments, add_dataclass_arguments, add_hf_dataclass_arguments, config_to_dict, resolve_config
+from train.data import FORMATS
+
+
+@dataclass
+class SFTDataArguments:
+    """What to train on: MIRA-Editing records, rendered as per-step samples."""
+
+    records: str | None = field(default=None, metadata={
+        "help": "MIRA-Editing data: a folder with records.jsonl (e.g. from `mira export`), a records.jsonl file, a "
+                "datasets folder (save_to_disk) or a hub dataset id."})
+    split: str = field(default="train", metadata={"help": "Dataset split when --records is a datasets dataset."})
+    sample_format: str = field(default="single_turn", metadata={
+        "help": "'single_turn': the VLMAgent prompt (I0, It, C, history); 'multi_turn': the GRPO tool "
+                "conversation (use it before `mira train grpo`)."})
+    system_prompt: str | None = field(default=None, metadata={
+        "help": "Replace the policy's system prompt ('' drops it); must match what GRPO / the agent uses."})
+    edit_budget: int | None = field(default=None, metadata={
+        "help": "Edit budget T shown in multi-turn tool results; set it to GRPO's max_tool_calling_iterations."})
+    max_samples: int | None = field(default=None, metadata={"help": "Use only the first N samples (smoke runs)."})
+    resume: str | None = field(default=None, metadata={
+        "help": "Resume training: 'auto' (the last checkpoint in output_dir) or a checkpoint folder."})
+
+    def __post_init__(self) -> None:
+        if self.sample_format not in FORMATS:
+            raise ConfigError(f"sample_format={describe(self.sample_format)} is not one of {list(FORMATS)}")
+        if self.max_samples is not None and self.max_samples < 1:
+            raise ConfigError(f"max_samples={self.max_samples} must be >= 1 (or unset for all samples)")
+        if self.edit_budget is not None and self.edit_budget < 1:
+            raise ConfigError(f"edit_budget={self.edit_budget} must be >= 1")
+
+
+#: SFTConfig values we default differently from TRL (YAML / CLI still override them).
+def _sft_defaults() -> dict[str, Any]:
+    from train.model import cuda_available
+
+    return {"bf16": cuda_available(), "remove_unused_columns": False, "report_to": "none",
+            "gradient_checkpointing": False, "dataset_kwargs": {"skip_prepare_dataset": True}, "max_length": None,
+            "save_strategy": "steps", "logging_steps": 1}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from trl import SFTConfig
+
+    parser.add_argument("--config", default=argparse.SUPPRESS, help="YAML file of settings (flat name: value)")
+    add_dataclass_arguments(parser, ModelArguments, "model")
+    add_dataclass_arguments(parser, SFTDataArguments, "data")
+    add_hf_dataclass_arguments(parser, SFTConfig, "trl.SFTConfig")
+
+
+def resolve(args: argparse.Namespace | dict | None = None, yaml_path: str | None = None,
+            **overrides: Any) -> tuple[ModelArguments, SFTDataArguments, Any]:
+    """``(ModelArguments, SFTDataArguments, SFTConfig)`` from defaults <- YAML <- CLI <- overrides."""
+    from trl import SFTConfig
+
+    given = dict(vars(args) if isinstance(args, argparse.Namespace) else (args or {}))
+    yaml_path = given.pop("config", None) or yaml_path
+    from train.config import load_yaml
+
+    merged = {**_sft_defaults(), **load_yaml(yaml_path), **given, **overrides}
+    return tuple(resolve_config((ModelArguments, SFTDataArguments, SFTConfig), merged))  # type: ignore[return-value]
+
+
+@dataclass
+class SFTResult:
+    trainer: Any
+    output_dir: str
+    metrics: dict
+    num_samples: int
+
+
+def train_sft(model_args: ModelArguments, data_args: SFTDataArguments, sft_config: Any, *,
+              samples: list[dict] | None = None, callbacks: list | None = None) -> SFTResult:
+    """Run SFT; ``samples`` (from :func:`train.data.build_sft_samples`) replaces ``data_args.records``."""
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTTrainer
+
+    from train.data import SFTCollator, build_sft_samples, samples_to_dataset
+    from train.model import load_policy, lora_config
+
+    # 1. model and processor (hub id, local folder, or a tiny offline build)
+    model, processor = load_policy(model_args)
+    # 2. samples: start / continue / stop per trajectory
+    if samples is None:
+        if data_args.records is None:
+            raise ConfigError("no training data: pass --records <MIRA-Editing folder | records.jsonl | dataset>")
+        samples = build_sft_samples(data_args.records, format=data_args.sample_format,
+                                    system_prompt=data_args.system_prompt, max_steps=data_args.edit_budget,
+                                    split=data_args.split)
+    if data_args.max_samples is not None:
+        samples = samples[: data_args.max_samples]
+    if not samples:
+        raise ConfigError(f"no SFT samples in {data_args.records!r}")
+    # 3. TRL SFTTrainer with our collator (loss on the answer tokens only)
+    trainer = SFTTrainer(model=model, args=sft_config, train_dataset=samples_to_dataset(samples), processing_class=processor,
+                         data_collator=SFTCollator(processor), peft_config=lora_config(model_args),
+                         callbacks=callbacks)
+    out = Path(sft_config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "mira_sft_config.json").write_text(json.dumps(config_to_dict(model_args, data_args), indent=2))
+    # 4. train, resuming from a checkpoint when asked
+    resume = data_args.resume
+    if resume == "auto":
+        resume = get_last_checkpoint(str(out)) if out.is_dir() else None
+    result = trainer.train(resume_from_checkpoint=resume)
+    # 5. save the final model and processor (loadable with from_pretrained / VLMAgent)
+    trainer.save_model(str(out))
+    processor.save_pretrained(str(out))
+    return SFTResult(trainer=trainer, output_dir=str(out), metrics=dict(result.metrics), num_samples=len(samples))
+
+
+def main(args: argparse.Namespace) -> int:
+    model_args, data_args, sft_config = resolve(args)
+    result = train_sft(model_args, data_args, sft_config)
+    print(json.dumps({"output_dir": result.output_dir, "samples": result.num_samples, **result.metrics}, indent=2))
+    return 0

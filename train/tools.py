@@ -1,0 +1,204 @@
+"""The editing environment as TRL tools: what the policy sees between its turns.
+
+``GRPOTrainer(environment_factory=...)`` runs multi-turn rollouts: the policy answers, every tool call
+in the answer is executed, the tool results (text and IMAGES) are appended to the conversation, and
+the policy answers again, until it stops calling tools or ``max_tool_calling_iterations`` is reached.
+TRL keeps the tool images in the sequence it computes the loss on.
+
+The policy's answer format is the MIRA format of :mod:`agents.prompt` (``<edit>...</edit>`` or
+``<STOP>``), not a JSON tool call: :data:`EDIT_RESPONSE_TEMPLATE` is a transformers response template
+that parses ``<edit>X</edit>`` as the tool call ``edit(instruction=X)``. ``<STOP>`` is plain text and
+no tool call, so the rollout ends there. The same answers are therefore the SFT targets, the GRPO
+actions and the ``VLMAgent`` outputs.
+
+The conversation the policy sees at turn k (the ``multi_turn`` format of :mod:`train.data`)::
+
+    system (+ the edit tool's schema) | user: I0, I0, C | assistant: <edit>u1</edit> |
+    tool: [I1, "Edit 1 of T applied ..."] | assistant: <edit>u2</edit> | tool: [I2, ...] | assistant: ...
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from PIL import Image
+
+from agents.prompt import STOP, parse_action
+from mira_env.env import EditEnv
+from mira_env.reward_api import RewardInput, RewardOutput
+
+#: transformers response template: ``<think>`` -> reasoning, ``<edit>X</edit>`` -> edit(instruction=X).
+EDIT_RESPONSE_TEMPLATE: dict[str, Any] = {
+    "defaults": {"role": "assistant"},
+    "start_anchor": "<|im_start|>assistant\n",
+    "fields": {
+        "reasoning_content": {"open": "<think>", "close_pattern": r"</think>\s*", "content": "text"},
+        "tool_calls": {
+            "open": "<edit>", "close_pattern": r"</edit>\s*", "repeats": True, "content": "text",
+            "transform": {"type": "function", "function": {"name": "edit", "arguments": {"instruction": "{content}"}}},
+        },
+        "content": {"close_pattern": r"<\|im_end\|>\s*", "content": "text"},
+    },
+}
+
+
+def set_edit_response_template(processor: Any) -> Any:
+    """Make ``processor``'s tokenizer parse ``<edit>X</edit>`` answers as ``edit(instruction=X)`` tool calls."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    tokenizer.response_template = EDIT_RESPONSE_TEMPLATE
+    return processor
+
+
+def tool_result_text(step: int, max_steps: int, error: str | None = None) -> str:
+    """The text that accompanies the edited image in a tool result."""
+    if error:
+        return f"Edit {step} of {max_steps} failed ({error}); the current image is unchanged."
+    return f"Edit {step} of {max_steps} applied. This is the current image."
+
+
+def tool_result_content(image: Image.Image, step: int, max_steps: int, error: str | None = None) -> list[dict]:
+    """The tool message content after an edit: the new current image It, then a line of text."""
+    return [{"type": "image", "image": image}, {"type": "text", "text": tool_result_text(step, max_steps, error)}]
+
+
+class EditingToolEnv:
+    """One GRPO rollout's editing episode, exposed to TRL as the tool ``edit``.
+
+    ``reset(**row)`` starts the episode of a dataset row (``task_id`` and ``editor_seed``: the
+    ``num_generations`` rollouts of one row share both, i.e. a GRPO group shares the task and the
+    editor's noise). ``edit(instruction)`` executes one atomic instruction through
+    ``EditEnv.step`` and returns the edited image. :meth:`finish` closes the episode with the
+    policy's last answer and scores it with the environment's reward function.
+
+    Args:
+        env: the :class:`EditEnv` of this rollout (each rollout needs its own; they may share the
+            editor, tasks and reward function, see :func:`env_factory`).
+    """
+
+    def __init__(self, env: EditEnv | None = None) -> None:
+        self.env = env
+        self.steps: list[dict] = []
+        self.result: RewardOutput | None = None
+        self.final_text: str | None = None
+        self.stopped = False
+        self.finished = False
+        self.row: dict = {}
+
+    # TRL calls reset with every column of the dataset row.
+    def reset(self, **row: Any) -> None:
+        if self.env is None:
+            raise RuntimeError("EditingToolEnv was built without an EditEnv; use train.tools.env_factory")
+        task_id = row.get("task_id")
+        seed = row.get("editor_seed")
+        if task_id is None or seed is None:
+            raise KeyError(f"GRPO dataset rows need 'task_id' and 'editor_seed' columns; got {sorted(row)}")
+        self.row = {"task_id": task_id, "editor_seed": int(seed)}
+        self.env.reset(options={"task": str(task_id), "editor_seed": int(seed)})
+        self.steps, self.result, self.final_text = [], None, None
+        self.stopped = self.finished = False
+        self._last_info: dict = {}
+        return None
+
+    def edit(self, instruction: str) -> list:
+        """Execute one atomic edit on the current image and return the edited image.
+
+        Args:
+            instruction: One atomic editing instruction, e.g. "make the red circle blue".
+        """
+        env = self.env
+        if self.finished or env._done:  # noqa: SLF001 - the budget is the env's
+            raise RuntimeError(f"the edit budget of {env.config.max_steps} edits is used up; answer <STOP>")
+        obs, reward, terminated, truncated, info = env.step(str(instruction))
+        self._last_info = info
+        self.steps.append({"instruction": info["instruction"], "valid": info["valid_action"],
+                           "editor_error": info["editor_error"]})
+        if info.get("reward_total") is not None or info.get("reward_components"):
+            self.result = RewardOutput(info.get("reward_total"), info.get("reward_components") or {},
+                                       info.get("reward_errors") or {})
+        if info["invalid_reason"] is not None:
+            raise ValueError(f"invalid instruction ({info['invalid_reason']}); the image is unchanged")
+        return tool_result_content(env.current_image, info["step"], env.config.max_steps, info["editor_error"])
+
+    # ------------------------------------------------------------------ scoring
+    def finish(self, final_text: str) -> RewardOutput:
+        """End the episode with the policy's last answer ``final_text``; return its reward output.
+
+        ``<STOP>`` steps the environment with the stop action (terminated, scored by the env's
+        reward). An episode that already ended (the edit budget) keeps the score the env gave it.
+        Anything else (a malformed answer, an edit past the budget) ends the episode truncated and is
+        scored on the current image, with the answer counted as an invalid action.
+        """
+        if self.finished:
+            return self.result
+        self.finished = True
+        self.final_text = final_text
+        env = self.env
+        parsed = parse_action(final_text or "", env.config.max_instruction_length)
+        if not env._done and parsed.ok and parsed.action == STOP:  # noqa: SLF001
+            self.stopped = True
+            _, _, _, _, info = env.step(STOP)
+            self._last_info = info
+            self.result = RewardOutput(info.get("reward_total"), info.get("reward_components") or {},
+                                       info.get("reward_errors") or {})
+        elif not env._done or self.result is None:  # noqa: SLF001
+            self.result = self._score_now(final_text)
+        return self.result
+
+    def _score_now(self, final_text: str) -> RewardOutput:
+        env = self.env
+        if env.reward_fn is None:
+            return RewardOutput(0.0, {}, {})
+        raw = list(env._raw_actions) + [final_text or ""]  # noqa: SLF001
+        item = RewardInput(source=env.source_image, edited=env.current_image, instruction=env.task.instruction,
+                           trajectory=env.history, task=env.task, raw_actions=raw,
+                           invalid_actions=env._invalid + 1, terminated=False, step=env._step)  # noqa: SLF001
+        try:
+            (output,) = env.reward_fn.score([item])
+        except Exception as exc:  # noqa: BLE001 - an unscorable episode is data
+            output = RewardOutput(None, {}, {"reward": f"{type(exc).__name__}: {exc}"})
+        return output
+
+    @property
+    def total(self) -> float | None:
+        if self.result is None or self.result.total is None:
+            return None
+        value = float(self.result.total)
+        return value if math.isfinite(value) else None
+
+
+def env_factory(base: EditEnv):
+    """A TRL ``environment_factory``: each call builds an :class:`EditingToolEnv` on its own ``EditEnv``
+    that shares ``base``'s editor, tasks, reward function and config."""
+
+    def make() -> EditingToolEnv:
+        env = EditEnv(editor=base.editor, tasks=base.tasks, reward=base.reward_fn, config=base.config)
+        return EditingToolEnv(env)
+
+    return make
+
+
+def tool_schemas() -> list[dict]:
+    """The JSON schema of the ``edit`` tool, exactly as GRPO renders it into the system prompt."""
+    from transformers.utils import get_json_schema
+
+    return [get_json_schema(EditingToolEnv().edit)]
+
+
+def last_answer_text(completion: Any) -> str:
+    """The text of the policy's last answer in a TRL completion (a list of messages or a string)."""
+    if isinstance(completion, str):
+        return completion
+    for message in reversed(list(completion or [])):
+        if message.get("role") != "assistant":
+            continue
+        content = message.get("content")
+        if isinstance(content, list):
+            content = "".join(part.get("text") or "" for part in content if isinstance(part, dict))
+        text = content or ""
+        calls = message.get("tool_calls") or []
+        for call in calls:
+            args = (call.get("function") or {}).get("arguments") or {}
+            text += f"<edit>{args.get('instruction', '')}</edit>"
+        return text
+    return ""
