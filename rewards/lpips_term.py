@@ -1,0 +1,144 @@
+"""LPIPS perceptual distance between the edited and the source image (a preservation term).
+
+Direction: a DISTANCE, 0 for identical images, higher = more perceptually different (about
+``[0, 1]`` in practice; ``value_range`` is declared as ``(0, 1)`` for normalisation). Reward
+preservation with a NEGATIVE weight.
+
+Backbones: ``net`` = ``"alex"`` (the LPIPS default), ``"vgg"`` or ``"squeeze"``. The learned linear
+layers ship with the ``lpips`` package; the backbone is torchvision's ImageNet model, which torchvision
+loads from ``$TORCH_HOME/hub/checkpoints`` (downloading it when absent). ``torch_home`` points that
+lookup at another folder (an offline cluster with pre-fetched weights; the tiny test build).
+``random_backbone=True`` (lpips' ``pnet_rand``) builds a RANDOM backbone: for offline plumbing
+tests only, chosen explicitly, never a fallback: a missing backbone is an error.
+
+Images go to the model at the source resolution (the edited image is resized to it when the
+editor changed it), optionally downscaled so the longer side is at most ``max_side`` pixels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from typing import Any, Sequence
+
+from mira_env.reward_api import RewardInput
+
+from rewards.base import RewardTerm
+from rewards.devices import resolve_device
+from rewards.errors import RewardConfigError, describe, missing_extra
+from rewards.images import match_size, rgb
+
+NETS = ("alex", "vgg", "squeeze")
+_CACHE: dict[tuple, Any] = {}
+_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _torch_home(path: str | None):
+    if path is None:
+        yield
+        return
+    old = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TORCH_HOME", None)
+        else:
+            os.environ["TORCH_HOME"] = old
+
+
+def load_lpips(net: str = "alex", device: str | None = "auto", random_backbone: bool = False,
+               torch_home: str | None = None) -> Any:
+    """The shared ``lpips.LPIPS`` model for ``(net, device, random_backbone, torch_home)``, in eval mode."""
+    if net not in NETS:
+        raise RewardConfigError(f"lpips net={describe(net)} is not one of {list(NETS)}")
+    try:
+        import lpips
+    except ImportError:
+        raise missing_extra("lpips", "rewards", "the LPIPS reward term") from None
+    device = resolve_device(device)
+    key = (net, device, bool(random_backbone), None if torch_home is None else str(torch_home))
+    with _LOCK:
+        if key not in _CACHE:
+            import warnings
+
+            with _torch_home(torch_home), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*(pretrained|weights).*", category=UserWarning)
+                try:
+                    model = lpips.LPIPS(net=net, pnet_rand=bool(random_backbone), verbose=False)
+                except Exception as exc:  # noqa: BLE001 - re-raised with the fix
+                    raise RewardConfigError(
+                        f"could not load the pretrained {net!r} LPIPS backbone ({type(exc).__name__}: {exc}); "
+                        "it comes from torchvision's hub cache ($TORCH_HOME/hub/checkpoints): fetch it once "
+                        "online or pass torch_home= a folder holding it. random_backbone=True is for offline "
+                        "plumbing tests only") from exc
+            _CACHE[key] = model.eval().to(device)
+        return _CACHE[key]
+
+
+class LpipsDistance(RewardTerm):
+    """LPIPS distance of the edited image to the source (see the module docstring)."""
+
+    name = "lpips"
+    value_range = (0.0, 1.0)
+    higher_is_better = False
+
+    def __init__(self, net: str = "alex", device: str | None = "auto", random_backbone: bool = False,
+                 torch_home: str | None = None, batch_size: int = 16, max_side: int | None = 512,
+                 name: str | None = None) -> None:
+        if net not in NETS:
+            raise RewardConfigError(f"lpips net={describe(net)} is not one of {list(NETS)}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise RewardConfigError(f"lpips batch_size={describe(batch_size)} must be a positive int")
+        self.net, self.device, self.random_backbone, self.torch_home = net, device, random_backbone, torch_home
+        self.batch_size, self.max_side = batch_size, max_side
+        if name is not None:
+            self.name = name
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = load_lpips(self.net, self.device, self.random_backbone, self.torch_home)
+        return self._model
+
+    def _pair(self, item: RewardInput):
+        import numpy as np
+
+        source = rgb(item.source)
+        edited = match_size(rgb(item.edited), source)
+        if self.max_side and max(source.size) > self.max_side:
+            scale = self.max_side / max(source.size)
+            size = (max(1, round(source.width * scale)), max(1, round(source.height * scale)))
+            source, edited = source.resize(size), edited.resize(size)
+        to = lambda im: np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1.0  # noqa: E731
+        return to(source), to(edited)
+
+    def _score(self, items: Sequence[RewardInput]) -> list[float]:
+        import numpy as np
+        import torch
+
+        model = self.model
+        device = next(model.parameters()).device
+        pairs = [self._pair(item) for item in items]
+        out: list[float] = [0.0] * len(items)
+        # batch items of equal size together (LPIPS needs equally shaped tensors in one call)
+        groups: dict[tuple, list[int]] = {}
+        for index, (src, _) in enumerate(pairs):
+            groups.setdefault(src.shape, []).append(index)
+        with torch.no_grad():
+            for indices in groups.values():
+                for start in range(0, len(indices), self.batch_size):
+                    chunk = indices[start:start + self.batch_size]
+                    src = torch.from_numpy(np.stack([pairs[i][0] for i in chunk])).to(device)
+                    edt = torch.from_numpy(np.stack([pairs[i][1] for i in chunk])).to(device)
+                    values = model(src, edt).flatten().float().cpu().tolist()
+                    for i, value in zip(chunk, values):
+                        out[i] = max(0.0, value)
+        return out
+
+    def __repr__(self) -> str:
+        return f"LpipsDistance(name={self.name!r}, net={self.net!r}, random_backbone={self.random_backbone})"

@@ -1,0 +1,171 @@
+"""Term registry and ``build_reward``: a :class:`RewardConfig` (or dict, or YAML path) -> CompositeReward.
+
+Each registry entry is ``factory(spec, config, context) -> term``. ``spec.params`` become constructor
+keyword arguments; the shared settings (``config.clip``, ``config.lpips``, ``config.judge``,
+``config.device``) fill the rest, and ONE judge / ONE CLIP model is shared by all terms that use it.
+
+Built-in names: ``clip_t``, ``clip_dir``, ``clip_i`` (:mod:`rewards.clip`), ``lpips``
+(:mod:`rewards.lpips_term`), ``l1``, ``l2`` (:mod:`rewards.pixel`), ``judge_sc``, ``judge_pq``,
+``judge_overall`` (:mod:`rewards.judge`), ``format``, ``step_cost``, ``invalid_action``
+(:mod:`rewards.rules`), ``oracle`` (:mod:`rewards.oracle`). Add your own with :func:`register_term`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from rewards.composite import CompositeReward
+from rewards.errors import RewardConfigError, describe
+
+Factory = Callable[[Any, Any, "BuildContext"], Any]
+
+
+class BuildContext:
+    """Objects shared by the terms of one ``build_reward`` call (the judge)."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+        self._judge = None
+
+    def judge(self):
+        """The one :class:`~rewards.judge.VLMJudge` of this reward, built on first use."""
+        if self._judge is None:
+            self._judge = build_judge(self.config.judge, self.config.device)
+        return self._judge
+
+
+def build_judge(settings, device: str = "auto"):
+    """A :class:`~rewards.judge.VLMJudge` from :class:`~rewards.config.JudgeSettings`."""
+    from rewards.judge.core import JudgeCache, VLMJudge
+
+    if settings.backend == "transformers":
+        if not settings.model:
+            raise RewardConfigError("judge backend 'transformers' needs judge.model: a hub id such as "
+                                    "'Qwen/Qwen2.5-VL-7B-Instruct' or a local folder")
+        from rewards.judge.transformers_backend import TransformersJudge
+
+        backend = TransformersJudge(settings.model, device=device, dtype=settings.dtype,
+                                    max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
+                                    generate_kwargs=settings.generate_kwargs)
+    elif settings.backend == "openai":
+        if not settings.model or not settings.base_url:
+            raise RewardConfigError("judge backend 'openai' needs judge.model (the endpoint's model name) and "
+                                    f"judge.base_url (e.g. 'http://127.0.0.1:8000/v1'); got model={settings.model!r}, "
+                                    f"base_url={settings.base_url!r}")
+        from rewards.judge.openai_backend import OpenAIJudge
+
+        backend = OpenAIJudge(settings.model, base_url=settings.base_url, api_key_env=settings.api_key_env,
+                              timeout_s=settings.timeout_s, max_retries=settings.max_retries,
+                              concurrency=settings.concurrency, max_tokens=settings.max_new_tokens)
+    else:
+        from rewards.judge.editscore_backend import EditScoreJudge
+
+        backend = EditScoreJudge(**settings.editscore_kwargs)
+    return VLMJudge(backend, JudgeCache(path=settings.cache_path))
+
+
+def _clip(cls_name: str) -> Factory:
+    def factory(spec, config, context):
+        from rewards import clip
+
+        cls = getattr(clip, cls_name)
+        kwargs = dict(model_name=config.clip.model_name, pretrained=config.clip.pretrained, device=config.device,
+                      precision=config.clip.precision, batch_size=config.clip.batch_size)
+        kwargs.update(spec.params)
+        return cls(name=spec.alias or spec.name, **kwargs)
+    return factory
+
+
+def _lpips(spec, config, context):
+    from rewards.lpips_term import LpipsDistance
+
+    s = config.lpips
+    kwargs = dict(net=s.net, device=config.device, random_backbone=s.random_backbone, torch_home=s.torch_home,
+                  batch_size=s.batch_size, max_side=s.max_side)
+    kwargs.update(spec.params)
+    return LpipsDistance(name=spec.alias or spec.name, **kwargs)
+
+
+def _pixel(power: int) -> Factory:
+    def factory(spec, config, context):
+        from rewards.pixel import PixelDistance
+
+        return PixelDistance(power=power, name=spec.alias or spec.name, **spec.params)
+    return factory
+
+
+def _judge(aspect: str) -> Factory:
+    def factory(spec, config, context):
+        from rewards.judge.terms import JudgeTerm
+
+        if spec.params:
+            raise RewardConfigError(f"term {spec.name!r} takes no params (got {sorted(spec.params)}); configure "
+                                    "the judge under the top-level 'judge:' settings")
+        return JudgeTerm(context.judge(), aspect, name=spec.alias or spec.name)
+    return factory
+
+
+def _simple(module: str, cls_name: str) -> Factory:
+    def factory(spec, config, context):
+        import importlib
+
+        cls = getattr(importlib.import_module(module), cls_name)
+        return cls(name=spec.alias or spec.name, **spec.params)
+    return factory
+
+
+TERMS: dict[str, Factory] = {
+    "clip_t": _clip("ClipTextImage"),
+    "clip_dir": _clip("ClipDirectional"),
+    "clip_i": _clip("ClipImage"),
+    "lpips": _lpips,
+    "l1": _pixel(1),
+    "l2": _pixel(2),
+    "judge_sc": _judge("sc"),
+    "judge_pq": _judge("pq"),
+    "judge_overall": _judge("overall"),
+    "format": _simple("rewards.rules", "FormatReward"),
+    "step_cost": _simple("rewards.rules", "StepCost"),
+    "invalid_action": _simple("rewards.rules", "InvalidActionPenalty"),
+    "oracle": _simple("rewards.oracle", "OracleReward"),
+}
+
+
+def register_term(name: str, factory: Factory, overwrite: bool = False) -> None:
+    """Add a term factory ``factory(spec, config, context) -> term`` under ``name``."""
+    if not isinstance(name, str) or not name:
+        raise RewardConfigError(f"term name={describe(name)} must be a non-empty str")
+    if name in TERMS and not overwrite:
+        raise RewardConfigError(f"a term named {name!r} is already registered; pass overwrite=True to replace it")
+    if not callable(factory):
+        raise RewardConfigError(f"factory={describe(factory)} must be callable (spec, config, context) -> term")
+    TERMS[name] = factory
+
+
+def build_terms(config) -> list:
+    """The term objects of ``config`` (a :class:`RewardConfig`), in order."""
+    context = BuildContext(config)
+    terms = []
+    for spec in config.terms:
+        try:
+            terms.append(TERMS[spec.name](spec, config, context))
+        except TypeError as exc:
+            raise RewardConfigError(f"term {spec.name!r}: bad params {spec.params}: {exc}") from None
+    return terms
+
+
+def build_reward(config: Any) -> CompositeReward:
+    """A :class:`CompositeReward` from a :class:`RewardConfig`, a mapping, or a YAML file path."""
+    from rewards.config import RewardConfig
+
+    if isinstance(config, (str, Path)):
+        config = RewardConfig.from_yaml(config)
+    elif isinstance(config, Mapping):
+        config = RewardConfig.from_dict(config)
+    elif not isinstance(config, RewardConfig):
+        raise RewardConfigError(f"build_reward(config={describe(config)}): pass a RewardConfig, a mapping or the "
+                                "path of a YAML file")
+    terms = build_terms(config)
+    return CompositeReward(terms, [spec.weight for spec in config.terms], normalization=config.normalization,
+                           norm_stats=config.norm_stats, missing=config.missing)

@@ -1,0 +1,58 @@
+"""format, step_cost and invalid_action terms."""
+
+from __future__ import annotations
+
+import pytest
+
+from rewards.errors import RewardConfigError
+from rewards.rules import DEFAULT_FORMAT_PATTERN, FormatReward, InvalidActionPenalty, StepCost
+from tests.rewards.conftest import make_item, noise_image
+
+IMAGE = noise_image(5, 8)
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("<edit>make the circle red</edit>", True),
+    ("<think>the circle is blue</think>\n<edit>make the circle red</edit>", True),
+    ("  <STOP>  ", True),
+    ("<think>done</think><STOP>", True),
+    ("make the circle red", False),
+    ("<edit></edit>", False),
+    ("<edit>a</edit><edit>b</edit>", False),
+    ("<think>unclosed <edit>a</edit>", False),
+    ("<edit>a</edit> trailing words", False),
+])
+def test_default_format(text, ok):
+    assert FormatReward().matches(text) is ok
+
+
+def test_format_fraction_and_empty():
+    term = FormatReward()
+    scores = term.score([make_item(IMAGE, IMAGE, raw_actions=["<edit>a</edit>", "oops", "<STOP>", "x"]),
+                         make_item(IMAGE, IMAGE, raw_actions=[])])
+    assert scores[0] == 0.5
+    assert scores[1] is None and scores.reasons[1] == "no raw actions recorded (RewardInput.raw_actions is empty)"
+
+
+def test_format_custom_pattern():
+    term = FormatReward(pattern=r"ACTION: .+|DONE")
+    assert term.score([make_item(IMAGE, IMAGE, raw_actions=["ACTION: paint", "<STOP>"])])[0] == 0.5
+    assert DEFAULT_FORMAT_PATTERN != term.pattern
+
+
+def test_format_bad_pattern():
+    with pytest.raises(RewardConfigError, match=r"format pattern='\(' \(type str\) is not a valid regular expression"):
+        FormatReward("(")
+
+
+def test_step_cost_and_invalid_actions():
+    items = [make_item(IMAGE, IMAGE, trajectory=["a", "b", "c"], invalid_actions=2),
+             make_item(IMAGE, IMAGE, trajectory=[], invalid_actions=0)]
+    assert StepCost(max_steps=5).score(items) == [3.0, 0.0]
+    assert StepCost(max_steps=5).value_range == (0.0, 5.0)
+    assert InvalidActionPenalty().score(items) == [2.0, 0.0]
+
+
+def test_count_terms_check_max_steps():
+    with pytest.raises(RewardConfigError, match=r"max_steps=0 \(type int\) must be a positive int"):
+        StepCost(max_steps=0)
