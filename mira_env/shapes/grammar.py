@@ -1,0 +1,415 @@
+"""The atomic-instruction grammar of the shapes world: parsing text into operations, and phrasing
+operations back into text.
+
+Operations: ``add``, ``remove``, ``recolor``, ``move`` (to a cell, or one step in a direction),
+``resize`` (to a size, or bigger / smaller), ``replace`` (the shape), ``background``. Objects are
+named by referring expressions:
+
+- attributes: ``the red circle``, ``the large blue square``, ``the green shape``;
+- location: ``the circle in the top left``, ``the shape at the center``;
+- spatial relation: ``the square left of the blue star`` (``left of``, ``to the right of``,
+  ``above``, ``below``; one level, the anchor itself named by attributes/location);
+- superlative: ``the largest triangle``, ``the leftmost shape``, ``the lowest red object``.
+
+Several phrasings per operation are accepted (:data:`PHRASINGS` lists the ones the task generator
+uses). A compound instruction (clauses joined by ``and`` / ``then`` / ``,`` / ``;``) parses into
+several operations. Failures raise :class:`ParseError` with a message naming the bad word.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+from mira_env.errors import EditorError
+from mira_env.shapes.scene import BACKGROUNDS, CELL_NAMES, COLORS, DIRECTIONS, SHAPES, SIZES
+
+OPERATIONS = ("add", "remove", "recolor", "move", "resize", "replace", "background")
+RELATIONS = ("left of", "right of", "above", "below")
+#: superlative word -> (attribute, "min" | "max")
+SUPERLATIVES = {
+    "largest": ("size", "max"), "biggest": ("size", "max"), "smallest": ("size", "min"),
+    "leftmost": ("col", "min"), "rightmost": ("col", "max"), "topmost": ("row", "min"),
+    "highest": ("row", "min"), "uppermost": ("row", "min"), "bottommost": ("row", "max"),
+    "lowest": ("row", "max"),
+}
+GENERIC_NOUNS = ("shape", "object", "thing")
+_WORD_SYNONYMS = {"colour": "color", "grey": "gray", "centre": "center", "big": "large", "tiny": "small",
+                  "little": "small", "violet": "purple", "recolour": "recolor", "upward": "up", "upwards": "up",
+                  "downward": "down", "downwards": "down", "larger": "bigger"}
+_CELL_ALIASES = {name: cell for cell, name in CELL_NAMES.items()}
+_CELL_ALIASES.update({
+    "upper left": (0, 0), "top middle": (0, 1), "upper right": (0, 2), "left middle": (1, 0),
+    "center left": (1, 0), "middle": (1, 1), "right middle": (1, 2), "center right": (1, 2),
+    "lower left": (2, 0), "bottom middle": (2, 1), "lower right": (2, 2), "top": (0, 1), "bottom": (2, 1),
+})
+
+
+class ParseError(EditorError):
+    """An instruction is outside the grammar; the message names the part that could not be read."""
+
+
+class Ref(NamedTuple):
+    """A referring expression: attribute filters, optional location, relation and superlative."""
+
+    text: str
+    shape: str | None = None
+    color: str | None = None
+    size: str | None = None
+    cell: tuple[int, int] | None = None
+    superlative: str | None = None
+    relation: str | None = None
+    anchor: "Ref | None" = None
+
+
+class Op(NamedTuple):
+    """One atomic operation; unused fields are ``None``."""
+
+    kind: str
+    ref: Ref | None = None
+    shape: str | None = None
+    color: str | None = None
+    size: str | None = None        # a size name, or "bigger" / "smaller" for resize
+    cell: tuple[int, int] | None = None
+    direction: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able description (the referring expression as its text)."""
+        out: dict[str, Any] = {"op": self.kind}
+        if self.ref is not None:
+            out["target"] = self.ref.text
+        for name in ("shape", "color", "size", "direction"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        if self.cell is not None:
+            out["cell"] = CELL_NAMES[self.cell]
+        return out
+
+
+# ---------------------------------------------------------------------------------------- normalising
+def normalize(text: str) -> str:
+    """Lower case, hyphens to spaces, end punctuation and 'please' dropped, synonyms folded."""
+    text = text.lower().replace("-", " ").replace("\u2019", "'")
+    text = re.sub(r"[!?\"]", " ", text)
+    words = [_WORD_SYNONYMS.get(word, word) for word in text.split()]
+    text = " ".join(words).strip(" .")
+    text = re.sub(r"^(?:please |can you |could you )+", "", text)
+    text = re.sub(r" please$", "", text)
+    return text
+
+
+_SPLIT = re.compile(r"\s*(?:[;.]\s*|,\s*and then\s+|,\s*then\s+|\s+and then\s+|\s+then\s+|,\s*and\s+|\s+and\s+|,\s*)")
+_LEAD = re.compile(r"^(?:(?:first|next|then|finally|lastly|afterwards|after that|also|and)\s*,?\s+)+")
+
+
+def split_clauses(text: str) -> list[str]:
+    """The clauses of a (possibly compound) normalised instruction, connectives stripped."""
+    clauses = []
+    for part in _SPLIT.split(text):
+        part = _LEAD.sub("", part.strip()).strip(" ,")
+        if part:
+            clauses.append(part)
+    return clauses
+
+
+# ---------------------------------------------------------------------------------------- vocabulary
+def _cell(words: str) -> tuple[int, int]:
+    words = re.sub(r"(?: corner| cell| square| of the (?:image|canvas|picture|grid))+$", "", words.strip())
+    words = re.sub(r"^(?:very )", "", words)
+    if words in _CELL_ALIASES:
+        return _CELL_ALIASES[words]
+    raise ParseError(f"unknown location {words!r}; use one of: {', '.join(CELL_NAMES.values())}")
+
+
+def _color(word: str) -> str:
+    if word in COLORS:
+        return word
+    raise ParseError(f"unknown colour {word!r}; object colours are: {', '.join(COLORS)}")
+
+
+def _background(word: str) -> str:
+    if word in BACKGROUNDS:
+        return word
+    raise ParseError(f"unknown background colour {word!r}; backgrounds are: {', '.join(BACKGROUNDS)}")
+
+
+def _shape(word: str) -> str:
+    if word in SHAPES:
+        return word
+    raise ParseError(f"unknown shape {word!r}; shapes are: {', '.join(SHAPES)}")
+
+
+def _article_desc(text: str) -> tuple[str, str, str]:
+    """``(shape, color, size)`` of an indefinite description such as 'a small red circle'."""
+    words = text.split()
+    if words and words[0] in ("a", "an", "one"):
+        words = words[1:]
+    if not words:
+        raise ParseError("missing the shape to add")
+    shape = _shape(words[-1])
+    size, color = "medium", None
+    for word in words[:-1]:
+        if word in SIZES:
+            size = word
+        elif word in COLORS:
+            color = word
+        else:
+            raise ParseError(f"unknown word {word!r} in {text!r}; describe a new object as "
+                             f"'a [size] <colour> <shape>'")
+    if color is None:
+        raise ParseError(f"no colour given in {text!r}; say which colour to add, e.g. 'a red {shape}'")
+    return shape, color, size
+
+
+# ---------------------------------------------------------------------------------------- references
+_RELATION = re.compile(r" (?:to the )?(left of|right of|above|below|under|beneath|underneath) the ")
+_RELATION_CANON = {"under": "below", "beneath": "below", "underneath": "below"}
+_LOCATION = re.compile(r" (?:in|at|on) the ([a-z ]+)$")
+
+
+@lru_cache(maxsize=16384)
+def parse_ref(text: str, allow_relation: bool = True) -> Ref:
+    """Parse a definite referring expression ('the ...'); :class:`ParseError` on anything else (cached)."""
+    original = text
+    text = text.strip()
+    if text in ("it", "them", "this", "that", "this one", "that one", "it again"):
+        raise ParseError(f"cannot resolve the pronoun {text!r}: name the object (e.g. 'the red circle')")
+    if not text.startswith("the "):
+        raise ParseError(f"cannot parse the referring expression {original!r}: it must start with 'the'")
+    body = text[4:]
+    relation = anchor = None
+    match = _RELATION.search(" " + body)
+    if match:
+        if not allow_relation:
+            raise ParseError(f"nested spatial relations are not supported in {original!r}")
+        head = (" " + body)[: match.start()].strip()
+        relation = _RELATION_CANON.get(match.group(1), match.group(1))
+        anchor = parse_ref("the " + (" " + body)[match.end():], allow_relation=False)
+        body = head
+    cell = None
+    match = _LOCATION.search(body)
+    if match:
+        cell = _cell(match.group(1))
+        body = body[: match.start()]
+    words = body.split()
+    if not words:
+        raise ParseError(f"cannot parse the referring expression {original!r}: no object named")
+    noun = words[-1]
+    if noun in SHAPES:
+        shape = noun
+    elif noun in GENERIC_NOUNS:
+        shape = None
+    else:
+        raise ParseError(f"unknown shape {noun!r} in {original!r}; shapes are: {', '.join(SHAPES)} "
+                         f"(or 'shape' / 'object')")
+    superlative = size = color = None
+    for index, word in enumerate(words[:-1]):
+        if word in SUPERLATIVES and index == 0:
+            superlative = word
+        elif word in SIZES and size is None:
+            size = word
+        elif word in COLORS and color is None:
+            color = word
+        else:
+            raise ParseError(f"unknown word {word!r} in the referring expression {original!r}")
+    return Ref(text=original.strip(), shape=shape, color=color, size=size, cell=cell, superlative=superlative,
+               relation=relation, anchor=anchor)
+
+
+# ---------------------------------------------------------------------------------------- clauses
+def _op_background(m: re.Match) -> Op:
+    return Op("background", color=_background(m["color"]))
+
+
+def _op_add(m: re.Match) -> Op:
+    shape, color, size = _article_desc(m["desc"])
+    return Op("add", shape=shape, color=color, size=size, cell=_cell(m["cell"]))
+
+
+def _op_remove(m: re.Match) -> Op:
+    return Op("remove", ref=parse_ref(m["ref"]))
+
+
+def _op_replace(m: re.Match) -> Op:
+    return Op("replace", ref=parse_ref(m["ref"]), shape=_shape(m["shape"]))
+
+
+def _op_recolor(m: re.Match) -> Op:
+    return Op("recolor", ref=parse_ref(m["ref"]), color=_color(m["color"]))
+
+
+def _op_make(m: re.Match) -> Op:
+    word = m["word"]
+    if word in COLORS:
+        return Op("recolor", ref=parse_ref(m["ref"]), color=word)
+    if word in SIZES:
+        return Op("resize", ref=parse_ref(m["ref"]), size=word)
+    if word in ("bigger", "smaller"):
+        return Op("resize", ref=parse_ref(m["ref"]), size=word)
+    raise ParseError(f"unknown colour or size {word!r}; colours are: {', '.join(COLORS)}; sizes are: "
+                     f"{', '.join(SIZES)}, bigger, smaller")
+
+
+def _op_resize(m: re.Match) -> Op:
+    size = m["size"]
+    if size not in SIZES and size not in ("bigger", "smaller"):
+        raise ParseError(f"unknown size {size!r}; sizes are: {', '.join(SIZES)}, bigger, smaller")
+    return Op("resize", ref=parse_ref(m["ref"]), size=size)
+
+
+def _op_grow(m: re.Match) -> Op:
+    return Op("resize", ref=parse_ref(m["ref"]), size="bigger")
+
+
+def _op_shrink(m: re.Match) -> Op:
+    return Op("resize", ref=parse_ref(m["ref"]), size="smaller")
+
+
+def _op_move_to(m: re.Match) -> Op:
+    return Op("move", ref=parse_ref(m["ref"]), cell=_cell(m["cell"]))
+
+
+def _op_move_dir(m: re.Match) -> Op:
+    return Op("move", ref=parse_ref(m["ref"]), direction=m["dir"])
+
+
+_C = r"(?P<color>[a-z]+)"
+_PATTERNS: list[tuple[re.Pattern, Any]] = [(re.compile(p), f) for p, f in [
+    (r"^(?:make|paint|turn|color|set|change|switch|recolor) the background(?: color)? (?:to |into |in )?" + _C + "$",
+     _op_background),
+    (r"^(?:change|set|switch) the color of the background to " + _C + "$", _op_background),
+    (r"^(?:add|draw|put|place|insert|create) (?P<desc>(?:a|an|one) [a-z ]+?) (?:in|at|into|to|on) the (?P<cell>[a-z ]+)$",
+     _op_add),
+    (r"^(?:remove|delete|erase|get rid of|take away|take out|eliminate) (?P<ref>.+)$", _op_remove),
+    (r"^(?:replace|swap|substitute) (?P<ref>.+) (?:with|for|by) (?:a|an) (?P<shape>[a-z]+)$", _op_replace),
+    (r"^(?:turn|change|transform|convert|morph) (?P<ref>.+) into (?:a|an) (?P<shape>[a-z]+)$", _op_replace),
+    (r"^(?:change|set|switch) the color of (?P<ref>.+) to " + _C + "$", _op_recolor),
+    (r"^(?:change|set|switch|scale|resize) the size of (?P<ref>.+) to (?P<size>[a-z]+)$", _op_resize),
+    (r"^(?:resize|scale) (?P<ref>.+) to (?:be )?(?:a |an )?(?P<size>[a-z]+)(?: size)?$", _op_resize),
+    (r"^(?:recolor|color|paint|dye|change) (?P<ref>.+) (?:to|in) " + _C + "$", _op_recolor),
+    (r"^(?:recolor|color|paint|dye|turn) (?P<ref>.+) " + _C + "$", _op_recolor),
+    (r"^make (?P<ref>.+) (?P<word>[a-z]+)$", _op_make),
+    (r"^(?:enlarge|grow|expand) (?P<ref>.+)$", _op_grow),
+    (r"^(?:shrink|reduce) (?P<ref>.+)$", _op_shrink),
+    (r"^(?:move|put|place|relocate|shift|slide|drag) (?P<ref>.+) (?:to|into|in|at) the (?P<cell>[a-z ]+)$",
+     _op_move_to),
+    (r"^(?:move|shift|nudge|slide|push|drag) (?P<ref>.+?) (?:one (?:step|cell|space|square) )?(?:to the )?"
+     r"(?P<dir>left|right|up|down)$", _op_move_dir),
+]]
+
+
+def parse_clause(text: str) -> Op:
+    """One normalised clause -> :class:`Op`; the first pattern whose parts all parse wins."""
+    first_error: ParseError | None = None
+    for pattern, build in _PATTERNS:
+        match = pattern.match(text)
+        if match is None:
+            continue
+        try:
+            return build(match)
+        except ParseError as exc:
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error
+    raise ParseError(f"no known operation in {text!r}; start with add, remove, make, paint, move, resize, "
+                     f"replace or change the background")
+
+
+@lru_cache(maxsize=8192)
+def _parse_cached(text: str) -> tuple[tuple[Op, ...], tuple[str, ...], str | None]:
+    normal = normalize(text)
+    if not normal:
+        return (), (), "empty instruction"
+    clauses = split_clauses(normal)
+    if not clauses:
+        return (), (), "empty instruction"
+    ops, errors = [], []
+    for clause in clauses:
+        try:
+            ops.append(parse_clause(clause))
+            errors.append("")
+        except ParseError as exc:
+            ops.append(None)
+            errors.append(str(exc))
+    return tuple(ops), tuple(errors), None
+
+
+def parse_clauses(text: str) -> list[tuple[Op | None, str | None]]:
+    """Every clause of ``text`` as ``(op, None)`` or ``(None, error message)``; cached by text.
+
+    Raises :class:`ParseError` only when nothing is left of ``text`` (empty instruction).
+    """
+    ops, errors, fatal = _parse_cached(text)
+    if fatal:
+        raise ParseError(fatal)
+    return [(op, error or None) for op, error in zip(ops, errors)]
+
+
+def parse_instruction(text: str) -> list[Op]:
+    """All operations of ``text``; :class:`ParseError` with the first clause's error on any failure."""
+    result = []
+    for op, error in parse_clauses(text):
+        if op is None:
+            raise ParseError(error)
+        result.append(op)
+    return result
+
+
+# ---------------------------------------------------------------------------------------- phrasing
+#: phrasing templates the task generator draws from (the parser accepts all of them)
+PHRASINGS: dict[str, tuple[str, ...]] = {
+    "add": ("add {desc} at the {cell}", "draw {desc} in the {cell}", "put {desc} in the {cell}",
+            "place {desc} at the {cell}", "insert {desc} in the {cell}"),
+    "remove": ("remove {ref}", "delete {ref}", "erase {ref}", "get rid of {ref}", "take away {ref}"),
+    "recolor": ("make {ref} {color}", "paint {ref} {color}", "turn {ref} {color}",
+                "change the color of {ref} to {color}", "recolor {ref} to {color}", "color {ref} {color}"),
+    "move": ("move {ref} to the {cell}", "relocate {ref} to the {cell}", "place {ref} at the {cell}",
+             "put {ref} in the {cell}"),
+    "shift": ("move {ref} one step {direction}", "shift {ref} one cell {direction}", "nudge {ref} {direction}",
+              "slide {ref} {direction}"),
+    "resize": ("make {ref} {size}", "resize {ref} to {size}", "change the size of {ref} to {size}",
+               "scale {ref} to {size}"),
+    "bigger": ("make {ref} bigger", "enlarge {ref}", "make {ref} larger"),
+    "smaller": ("make {ref} smaller", "shrink {ref}"),
+    "replace": ("replace {ref} with {article} {shape}", "turn {ref} into {article} {shape}",
+                "change {ref} into {article} {shape}", "swap {ref} for {article} {shape}"),
+    "background": ("make the background {color}", "change the background to {color}",
+                   "paint the background {color}", "set the background color to {color}"),
+}
+
+
+def article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def describe_new(shape: str, color: str, size: str) -> str:
+    """'a small red circle' / 'an orange star'."""
+    words = ([] if size == "medium" else [size]) + [color, shape]
+    return f"{article(words[0])} {' '.join(words)}"
+
+
+def phrasing_key(op: Op) -> str:
+    if op.kind == "move" and op.direction is not None:
+        return "shift"
+    if op.kind == "resize" and op.size in ("bigger", "smaller"):
+        return op.size
+    return op.kind
+
+
+def phrase(op: Op, ref_text: str | None = None, variant: int = 0) -> str:
+    """Text for ``op`` using phrasing number ``variant`` (mod the count) and ``ref_text`` for its object."""
+    templates = PHRASINGS[phrasing_key(op)]
+    template = templates[variant % len(templates)]
+    ref = ref_text if ref_text is not None else (op.ref.text if op.ref is not None else "")
+    fields = {"ref": ref, "color": op.color or "", "size": op.size or "", "shape": op.shape or "",
+              "article": article(op.shape or "x"), "direction": op.direction or "",
+              "cell": CELL_NAMES.get(op.cell, "") if op.cell else ""}
+    if op.kind == "add":
+        fields["desc"] = describe_new(op.shape, op.color, op.size)
+    return template.format(**fields)
+
+
+__all__ = ["DIRECTIONS", "OPERATIONS", "Op", "PHRASINGS", "ParseError", "RELATIONS", "Ref", "SUPERLATIVES",
+           "normalize", "parse_clause", "parse_clauses", "parse_instruction", "parse_ref", "phrase",
+           "split_clauses"]
