@@ -1,0 +1,316 @@
+"""``APIAgent``: the MIRA policy behind any OpenAI-compatible chat completions server.
+
+Works with a local vLLM / SGLang server (``vllm serve Qwen/Qwen2.5-VL-7B-Instruct`` ->
+``base_url="http://localhost:8000/v1"``) or a hosted model. Each observation becomes the same MIRA
+conversation as :class:`~agents.vlm.VLMAgent` uses (:func:`agents.prompt.build_messages`, images sent
+as PNG data URIs) and each answer is parsed with :func:`agents.prompt.parse_action`.
+
+- Requests run in a thread pool of ``concurrency`` workers over one ``httpx.Client``.
+- 429, 5xx, timeouts and connection errors are retried up to ``max_retries`` times with exponential
+  backoff (``backoff_s * 2**attempt``, capped at ``max_backoff_s``; a numeric ``Retry-After``
+  header is honoured within the cap). Other 4xx answers fail at once.
+- The API key is read from the environment variable NAMED by ``api_key_env`` at request time. Its
+  value is never stored on the agent, never logged and is redacted from every error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import math
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping, Sequence
+
+from PIL import Image
+
+from agents.prompt import DEFAULT_MAX_LENGTH, ParsedAction, parse_action, state_messages
+from mira_env.errors import ConfigError, MiraError, describe
+
+logger = logging.getLogger(__name__)
+
+_RETRY_STATUS = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
+_ON_ERROR = ("raise", "empty")
+
+
+class APIAgentError(MiraError, RuntimeError):
+    """A chat completions request failed for good (after retries), or its answer was unusable."""
+
+
+@dataclass
+class APIAgentConfig:
+    """Connection, retry and generation settings of :class:`APIAgent`."""
+
+    base_url: str = field(default="http://localhost:8000/v1", metadata={
+        "help": "Server root up to and including /v1; requests go to {base_url}/chat/completions."})
+    model: str = field(default="", metadata={"help": "Model name the server serves (the request's 'model')."})
+    api_key_env: str | None = field(default=None, metadata={
+        "help": "NAME of the environment variable holding the API key (e.g. 'OPENAI_API_KEY'); None sends no key."})
+    timeout_s: float = field(default=60.0, metadata={"help": "Per-request timeout in seconds."})
+    max_retries: int = field(default=3, metadata={
+        "help": "Retries after the first attempt on 429 / 5xx / timeouts / connection errors."})
+    backoff_s: float = field(default=1.0, metadata={"help": "First retry delay in seconds; doubles every retry."})
+    max_backoff_s: float = field(default=30.0, metadata={"help": "Upper bound of one retry delay in seconds."})
+    concurrency: int = field(default=8, metadata={"help": "Requests in flight at once (thread pool size)."})
+    max_tokens: int = field(default=256, metadata={"help": "max_tokens of each completion."})
+    temperature: float = field(default=0.0, metadata={"help": "Sampling temperature sent to the server."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass sent to the server, in (0, 1]."})
+    system_prompt: str | None = field(default=None, metadata={
+        "help": "Replaces agents.prompt.SYSTEM_PROMPT; '' drops the system message."})
+    max_instruction_length: int = field(default=DEFAULT_MAX_LENGTH, metadata={
+        "help": "Longest accepted atomic instruction in characters; longer answers are malformed."})
+    extra_body: dict = field(default_factory=dict, metadata={
+        "help": "Extra JSON fields merged into every request (e.g. {'seed': 0} or vLLM sampling options)."})
+    on_error: str = field(default="raise", metadata={
+        "help": "'raise': a request that fails for good raises APIAgentError; 'empty': its action is '' "
+                "and the error is kept in last_outputs."})
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.base_url, str) or not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"base_url={describe(self.base_url)} must be an http(s) URL such as "
+                              "'http://localhost:8000/v1'")
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ConfigError(f"model={describe(self.model)} must name the served model (a non-empty str)")
+        if self.api_key_env is not None and (not isinstance(self.api_key_env, str) or not self.api_key_env.isidentifier()):
+            # the value is not shown: a caller who passed the key itself would see it in logs
+            raise ConfigError("api_key_env=<hidden> must be the NAME of an environment variable "
+                              "(e.g. 'OPENAI_API_KEY'), not the key itself")
+        for name in ("max_tokens", "concurrency", "max_instruction_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}={describe(value)} must be a positive int")
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise ConfigError(f"max_retries={describe(self.max_retries)} must be an int >= 0")
+        for name in ("timeout_s", "backoff_s", "max_backoff_s", "temperature"):
+            value = getattr(self, name)
+            low_ok = value > 0 if name == "timeout_s" else value >= 0
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low_ok:
+                bound = "> 0" if name == "timeout_s" else ">= 0"
+                raise ConfigError(f"{name}={describe(value)} must be a finite number {bound}")
+        if isinstance(self.top_p, bool) or not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p={describe(self.top_p)} must be a number in (0, 1]")
+        if not isinstance(self.extra_body, dict):
+            raise ConfigError(f"extra_body={describe(self.extra_body)} must be a dict")
+        if self.on_error not in _ON_ERROR:
+            raise ConfigError(f"on_error={describe(self.on_error)} is not one of: 'raise', 'empty'")
+        if self.system_prompt is not None and not isinstance(self.system_prompt, str):
+            raise ConfigError(f"system_prompt={describe(self.system_prompt)} must be a str or None")
+
+
+def image_data_uri(image: Image.Image) -> str:
+    """``image`` as a ``data:image/png;base64,...`` URI (lossless)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def to_openai_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """Processor-style messages (``{"type": "image", "image": PIL}`` parts) as OpenAI chat messages.
+
+    Image parts become ``{"type": "image_url", "image_url": {"url": <PNG data URI>}}``; text parts
+    stay; a system message's text parts are joined into one string (some servers want a str there).
+    """
+    converted = []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, str):
+            converted.append({"role": message["role"], "content": content})
+            continue
+        parts = []
+        for part in content:
+            if part.get("type") == "image":
+                parts.append({"type": "image_url", "image_url": {"url": image_data_uri(part["image"])}})
+            elif part.get("type") == "text":
+                parts.append({"type": "text", "text": part["text"]})
+            else:
+                raise ConfigError(f"message part {describe(part)} is neither text nor image")
+        if message["role"] == "system" and all(p["type"] == "text" for p in parts):
+            converted.append({"role": "system", "content": "".join(p["text"] for p in parts)})
+        else:
+            converted.append({"role": message["role"], "content": parts})
+    return converted
+
+
+def _config(config: APIAgentConfig | None, kwargs: dict) -> APIAgentConfig:
+    known = {f.name for f in fields(APIAgentConfig)}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise ConfigError(f"unknown APIAgent option(s) {unknown}; known: {sorted(known)}")
+    base = asdict(config) if config is not None else {}
+    return APIAgentConfig(**{**base, **kwargs})
+
+
+class APIAgent:
+    """A policy served over an OpenAI-compatible ``/chat/completions`` endpoint.
+
+    Args:
+        base_url: server root including ``/v1``.
+        model: the served model name.
+        config: an :class:`APIAgentConfig`; any field may also be passed as a keyword.
+
+    Attributes:
+        last_outputs: one :class:`~agents.prompt.ParsedAction` per observation of the last call.
+        requests_sent: HTTP requests sent so far (retries included).
+    """
+
+    def __init__(self, base_url: str | None = None, model: str | None = None, *,
+                 config: APIAgentConfig | None = None, **kwargs: Any) -> None:
+        if base_url is not None:
+            kwargs["base_url"] = base_url
+        if model is not None:
+            kwargs["model"] = model
+        self.config = _config(config, kwargs)
+        if self.config.api_key_env is not None and not os.environ.get(self.config.api_key_env):
+            raise ConfigError(f"api_key_env={self.config.api_key_env!r}: that environment variable is not set; "
+                              f"export {self.config.api_key_env}=<your key> or pass api_key_env=None")
+        self.name = f"api:{self.config.model}"
+        self.last_outputs: list[ParsedAction] = []
+        self.requests_sent = 0
+        self._lock = threading.Lock()
+        self._client = None
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"APIAgent(base_url={c.base_url!r}, model={c.model!r}, api_key_env={c.api_key_env!r}, "
+                f"concurrency={c.concurrency}, max_retries={c.max_retries})")
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def client(self):
+        """The shared ``httpx.Client`` (created on first use)."""
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.Client(timeout=self.config.timeout_s)
+        return self._client
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> "APIAgent":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def reset(self, n: int | None = None) -> None:
+        """Forget the last outputs (the agent keeps no per-episode state)."""
+        self.last_outputs = []
+
+    # ------------------------------------------------------------------ acting
+    def act(self, observations: Sequence[Mapping[str, Any]],
+            infos: Sequence[Mapping[str, Any]] | None = None) -> list[str]:
+        """One action per observation; requests run concurrently (``concurrency`` at a time)."""
+        if isinstance(observations, Mapping) or not isinstance(observations, Sequence):
+            raise ConfigError(f"observations={describe(observations)} must be a list of observation dicts "
+                              "(wrap a single observation as [obs])")
+        conversations = [state_messages(obs, system_prompt=self.config.system_prompt) for obs in observations]
+        results = self.complete_many(conversations)
+        limit = self.config.max_instruction_length
+        outputs = []
+        for result in results:
+            if isinstance(result, APIAgentError):
+                outputs.append(ParsedAction("", False, f"request failed: {result}", None, ""))
+            else:
+                outputs.append(parse_action(result, max_length=limit))
+        self.last_outputs = outputs
+        return [parsed.action for parsed in outputs]
+
+    def complete_many(self, conversations: Sequence[list[dict]]) -> list[str | APIAgentError]:
+        """The answer text of every conversation; with ``on_error='empty'`` failures come back as errors."""
+        if not conversations:
+            return []
+        workers = min(self.config.concurrency, len(conversations))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mira-api") as pool:
+            futures = [pool.submit(self._complete_safely, conv) for conv in conversations]
+            results = [future.result() for future in futures]
+        if self.config.on_error == "raise":
+            for result in results:
+                if isinstance(result, APIAgentError):
+                    raise result
+        return results
+
+    def _complete_safely(self, conversation: list[dict]) -> str | APIAgentError:
+        try:
+            return self.complete(conversation)
+        except APIAgentError as exc:
+            return exc
+
+    def complete(self, conversation: list[dict]) -> str:
+        """POST one conversation to ``/chat/completions`` with retries; the answer text."""
+        import httpx
+
+        c = self.config
+        body = {"model": c.model, "messages": to_openai_messages(conversation), "max_tokens": c.max_tokens,
+                "temperature": float(c.temperature), "top_p": float(c.top_p), **c.extra_body}
+        url = c.base_url.rstrip("/") + "/chat/completions"
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(c.api_key_env, "") if c.api_key_env else ""
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        last_problem = "no attempt made"
+        for attempt in range(c.max_retries + 1):
+            retry_after = None
+            with self._lock:
+                self.requests_sent += 1
+            try:
+                response = self.client.post(url, json=body, headers=headers)
+            except httpx.TimeoutException as exc:
+                last_problem = f"timed out after {c.timeout_s}s ({type(exc).__name__})"
+            except httpx.TransportError as exc:
+                last_problem = f"connection error ({type(exc).__name__}: {self._redact(str(exc), key)})"
+            else:
+                if response.status_code == 200:
+                    return self._answer_text(response, key)
+                snippet = self._redact(response.text[:200], key)
+                last_problem = f"HTTP {response.status_code}: {snippet!r}"
+                if response.status_code not in _RETRY_STATUS:
+                    raise APIAgentError(f"POST {url} failed with {last_problem} (not retried: fix the request "
+                                        "or the server settings)")
+                retry_after = _retry_after(response.headers.get("retry-after"))
+            if attempt < c.max_retries:
+                delay = min(c.max_backoff_s, c.backoff_s * 2 ** attempt)
+                if retry_after is not None:
+                    delay = min(c.max_backoff_s, max(delay, retry_after))
+                logger.warning("POST %s: %s; retry %d/%d in %.2fs", url, last_problem, attempt + 1, c.max_retries,
+                               delay)
+                time.sleep(delay)
+        raise APIAgentError(f"POST {url} failed after {c.max_retries + 1} attempt(s): {last_problem}")
+
+    @staticmethod
+    def _redact(text: str, key: str) -> str:
+        return text.replace(key, "***") if key else text
+
+    def _answer_text(self, response, key: str) -> str:
+        try:
+            data = response.json()
+            content = data["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            snippet = self._redact(response.text[:200], key)
+            raise APIAgentError(f"the server's answer is not a chat completion (no choices[0].message.content): "
+                                f"{snippet!r}") from None
+        if content is None:
+            return ""
+        if isinstance(content, list):  # some servers answer with content parts
+            return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        if not isinstance(content, str):
+            raise APIAgentError(f"choices[0].message.content is {type(content).__name__}, not a str")
+        return content
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and math.isfinite(seconds) and seconds >= 0 else None
+
+
+__all__ = ["APIAgent", "APIAgentConfig", "APIAgentError", "image_data_uri", "to_openai_messages"]
