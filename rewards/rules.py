@@ -2,9 +2,12 @@
 
 - ``format``: the fraction of the policy's raw outputs (``RewardInput.raw_actions``, the env's
   received action strings) that match ``pattern`` (full match, DOTALL). The default pattern is the
-  policy output format of ``agents/prompt.py``: optional reasoning in ``<think>...</think>``, then
-  exactly one ``<edit>...</edit>`` (non-empty) or ``<STOP>``. ``rewards`` must not import
-  ``agents``, so the pattern is configurable. Range ``[0, 1]``; an episode with no actions -> ``None``.
+  policy output format of ``agents/prompt.py``: optional reasoning in ``<think>...</think>`` (first,
+  once, no tags inside), then exactly one ``<edit>INSTRUCTION</edit>`` (non-blank, no tags inside)
+  or ``<STOP>`` (any case), nothing after it; surrounding whitespace allowed. The length and
+  printable-character limits of the instruction are the env's business (``invalid_action``).
+  ``rewards`` must not import ``agents``, so the pattern is configurable. Range ``[0, 1]``; an
+  episode with no actions -> ``None``.
 - ``step_cost``: the number of executed edits, ``len(trajectory)``. A COST (higher = more steps):
   give it a negative weight. Range ``[0, max_steps]`` (``max_steps`` is only used for normalisation).
 - ``invalid_action``: the number of invalid actions (``RewardInput.invalid_actions``: empty,
@@ -21,8 +24,10 @@ from mira_env.reward_api import RewardInput
 from rewards.base import RewardTerm, Scores
 from rewards.errors import RewardConfigError, describe
 
-#: ``[<think>...</think>] (<edit>non-empty</edit> | <STOP>)`` with optional surrounding whitespace.
-DEFAULT_FORMAT_PATTERN = r"\s*(?:<think>.*?</think>\s*)?(?:<edit>\s*\S.*?</edit>|<STOP>)\s*"
+_NO_TAG = r"(?:(?!</?think>|</?edit>|(?i:<stop>)).)"
+#: ``[<think>...</think>] (<edit>non-blank</edit> | <STOP>)`` with optional surrounding whitespace.
+DEFAULT_FORMAT_PATTERN = (r"\s*(?:<think>" + _NO_TAG + r"*</think>\s*)?"
+                          r"(?:<edit>(?!\s*</edit>)" + _NO_TAG + r"*</edit>|(?i:<stop>))\s*")
 
 
 class FormatReward(RewardTerm):

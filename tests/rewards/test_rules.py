@@ -21,6 +21,10 @@ IMAGE = noise_image(5, 8)
     ("<edit>a</edit><edit>b</edit>", False),
     ("<think>unclosed <edit>a</edit>", False),
     ("<edit>a</edit> trailing words", False),
+    ("<stop>", True),
+    ("<edit>   </edit>", False),
+    ("<think>a</think><think>b</think><STOP>", False),
+    ("<think>x <edit>y</edit></think><STOP>", False),
 ])
 def test_default_format(text, ok):
     assert FormatReward().matches(text) is ok
@@ -56,3 +60,12 @@ def test_step_cost_and_invalid_actions():
 def test_count_terms_check_max_steps():
     with pytest.raises(RewardConfigError, match=r"max_steps=0 \(type int\) must be a positive int"):
         StepCost(max_steps=0)
+
+
+@pytest.mark.parametrize("text", [
+    "<edit>a</edit>", "<think>r</think>\n<edit>make it red</edit>", "<STOP>", "<stop>", "x", "<edit> </edit>",
+    "<edit>a</edit>x", "<think>a</think><think>b</think><STOP>", "  <edit>a  b</edit>  ", "<think>x</think>",
+])
+def test_default_pattern_agrees_with_agents_parser(text):
+    prompt = pytest.importorskip("agents.prompt")  # tests may import agents; the rewards package may not
+    assert FormatReward().matches(text) is prompt.parse_action(text).ok
