@@ -1,0 +1,144 @@
+"""Judge on any OpenAI-compatible ``/v1/chat/completions`` endpoint (OpenAI, vLLM, SGLang, LM Studio).
+
+- ``base_url``: e.g. ``"https://api.openai.com/v1"`` or ``"http://127.0.0.1:8000/v1"``; the request
+  goes to ``{base_url}/chat/completions``.
+- API key: read from the environment variable NAMED by ``api_key_env`` (default ``OPENAI_API_KEY``);
+  the value is sent as ``Authorization: Bearer ...`` and never logged, never in ``repr`` or errors.
+  ``api_key_env=None`` sends no key (local servers). A named variable that is unset is an error.
+- Images are sent as PNG data URIs (``image_url`` content parts), then the prompt text.
+- ``timeout_s`` per request; ``max_retries`` retries on connection errors, timeouts, HTTP 429 and
+  5xx, sleeping ``min(max_backoff_s, backoff_s * 2**attempt)`` (or the server's ``Retry-After``,
+  capped the same way); other HTTP errors fail at once. At most ``concurrency`` requests in flight.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+from rewards.errors import RewardConfigError, describe, missing_extra
+from rewards.images import png_bytes
+from rewards.judge.core import JudgeRequest, PromptedBackend
+
+RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+class JudgeHTTPError(RuntimeError):
+    """A request to the judge endpoint failed for good (after retries, or a non-retryable status)."""
+
+
+def data_uri(image) -> str:
+    """``image`` as a ``data:image/png;base64,...`` URI."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
+
+
+class OpenAIJudge(PromptedBackend):
+    """An OpenAI-compatible chat endpoint as a VIEScore-style judge (see the module docstring)."""
+
+    def __init__(self, model: str, base_url: str = "https://api.openai.com/v1",
+                 api_key_env: str | None = "OPENAI_API_KEY", timeout_s: float = 60.0, max_retries: int = 3,
+                 backoff_s: float = 1.0, max_backoff_s: float = 30.0, concurrency: int = 4,
+                 temperature: float = 0.0, max_tokens: int = 512, reduction: str = "min") -> None:
+        super().__init__(reduction=reduction)
+        try:
+            import httpx
+        except ImportError:
+            raise missing_extra("httpx", "rewards", "the OpenAI-compatible judge") from None
+        if not isinstance(model, str) or not model:
+            raise RewardConfigError(f"judge model={describe(model)} must be the endpoint's model name")
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise RewardConfigError(f"judge base_url={describe(base_url)} must start with http:// or https://")
+        for name, value in (("max_retries", max_retries), ("concurrency", concurrency)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "max_retries" else 1):
+                raise RewardConfigError(f"judge {name}={describe(value)} must be a "
+                                        f"{'non-negative' if name == 'max_retries' else 'positive'} int")
+        for name, value in (("timeout_s", timeout_s), ("backoff_s", backoff_s), ("max_backoff_s", max_backoff_s)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise RewardConfigError(f"judge {name}={describe(value)} must be a non-negative number")
+        self.__key: str | None = None
+        if api_key_env is not None:
+            value = os.environ.get(api_key_env)
+            if not value:
+                raise RewardConfigError(
+                    f"the judge API key environment variable {api_key_env!r} is not set; export it, or pass "
+                    "api_key_env=None for a local server that needs no key")
+            self.__key = value
+        self.model, self.base_url, self.api_key_env = model, base_url.rstrip("/"), api_key_env
+        self.timeout_s, self.max_retries = float(timeout_s), max_retries
+        self.backoff_s, self.max_backoff_s = float(backoff_s), float(max_backoff_s)
+        self.concurrency, self.temperature, self.max_tokens = concurrency, temperature, max_tokens
+        self.id = f"openai:{self.base_url}:{model}:t={temperature}:{reduction}"
+        self.requests_sent = 0
+        headers = {"Content-Type": "application/json"}
+        if self.__key:
+            headers["Authorization"] = f"Bearer {self.__key}"
+        self._client = httpx.Client(timeout=self.timeout_s, headers=headers,
+                                    limits=httpx.Limits(max_connections=concurrency))
+
+    def payload(self, request: JudgeRequest) -> dict:
+        """The JSON body of one chat-completions request."""
+        content = [{"type": "image_url", "image_url": {"url": data_uri(image)}} for image in request.images()]
+        content.append({"type": "text", "text": request.prompt()})
+        return {"model": self.model, "messages": [{"role": "user", "content": content}],
+                "temperature": self.temperature, "max_tokens": self.max_tokens}
+
+    def _sleep_for(self, attempt: int, retry_after: str | None) -> float:
+        delay = self.backoff_s * (2 ** attempt)
+        if retry_after:
+            try:
+                delay = float(retry_after)
+            except ValueError:
+                pass
+        return max(0.0, min(self.max_backoff_s, delay))
+
+    def _post(self, body: dict) -> str:
+        import httpx
+
+        url = f"{self.base_url}/chat/completions"
+        last = "no attempt made"
+        for attempt in range(self.max_retries + 1):
+            retry_after = None
+            try:
+                self.requests_sent += 1
+                response = self._client.post(url, json=body)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code == 200:
+                    try:
+                        message = response.json()["choices"][0]["message"]["content"]
+                    except (ValueError, KeyError, IndexError, TypeError) as exc:
+                        raise JudgeHTTPError(f"malformed chat-completions response from {url}: "
+                                             f"{type(exc).__name__}: {response.text[:200]!r}") from None
+                    if isinstance(message, list):
+                        message = "".join(part.get("text", "") for part in message if isinstance(part, dict))
+                    return message if isinstance(message, str) else str(message)
+                last = f"HTTP {response.status_code}: {response.text[:200]!r}"
+                if response.status_code not in RETRY_STATUS:
+                    raise JudgeHTTPError(f"{url} answered {last} (not retried)")
+                retry_after = response.headers.get("retry-after")
+            if attempt < self.max_retries:
+                time.sleep(self._sleep_for(attempt, retry_after))
+        raise JudgeHTTPError(f"{url} failed after {self.max_retries + 1} attempts; last: {last}")
+
+    def _one(self, request: JudgeRequest) -> str | Exception:
+        try:
+            return self._post(self.payload(request))
+        except Exception as exc:  # noqa: BLE001 - per-item failure
+            return exc
+
+    def generate(self, requests: Sequence[JudgeRequest]) -> list[str | Exception]:
+        if len(requests) == 1 or self.concurrency == 1:
+            return [self._one(r) for r in requests]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
+            return list(pool.map(self._one, requests))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __repr__(self) -> str:
+        key = f"${self.api_key_env}" if self.api_key_env else None
+        return f"OpenAIJudge(model={self.model!r}, base_url={self.base_url!r}, api_key={key!r})"
