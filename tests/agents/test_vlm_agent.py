@@ -219,3 +219,47 @@ def test_vlm_agent_argument_errors(build, message, tiny_vlm_loaded):
     with pytest.raises(ConfigError) as err:
         build(model, processor)
     assert str(err.value) == message
+
+
+def test_answer_format_is_learnable_and_parsed_end_to_end(tiny_vlm_paths):
+    """A few SFT steps on build_messages + format_action make the tiny VLM answer in the format, and
+    VLMAgent turns its answers into actions the env accepts: the prompt, template, target and parser agree."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from agents.prompt import format_action, state_messages
+
+    path = tiny_vlm_paths["qwen2_5_vl"]
+    processor = AutoProcessor.from_pretrained(path)
+    model = AutoModelForImageTextToText.from_pretrained(path)  # a fresh copy: the session model stays untouched
+    env = gymnasium.make("mira/ImageEdit-v0", editor="identity", tasks=make_tasks(1), height=32, width=32)
+    first, _ = env.reset(seed=0)
+    second, *_ = env.step("add a hat")
+    samples = []
+    for obs, target in ((first, format_action("add a hat")), (second, format_action("<STOP>"))):
+        messages = state_messages(obs, system_prompt="")  # a short prompt keeps the test fast
+        prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                               return_dict=True, return_tensors="pt")
+        answer = {"role": "assistant", "content": [{"type": "text", "text": target}]}
+        full = processor.apply_chat_template(messages + [answer], tokenize=True, return_dict=True, return_tensors="pt")
+        start = prompt["input_ids"].shape[1]
+        assert torch.equal(full["input_ids"][0, :start], prompt["input_ids"][0])  # the prompt is a prefix
+        labels = full["input_ids"].clone()
+        labels[:, :start] = -100
+        samples.append((full, labels))
+    torch.manual_seed(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(150):
+        loss = sum(model(**full, labels=labels).loss for full, labels in samples)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if loss.item() < 0.05:
+            break
+    model.eval()
+    agent = VLMAgent.from_model(model, processor, max_new_tokens=24, system_prompt="")
+    assert agent.act([first, second]) == ["add a hat", "<STOP>"]
+    assert [p.text for p in agent.last_outputs] == ["<edit>add a hat</edit>", "<STOP>"]
+    env.reset(seed=0)
+    _, _, terminated, _, info = env.step(agent.act([first])[0])
+    assert info["valid_action"] and info["history"] == ["add a hat"] and not terminated
