@@ -8,12 +8,13 @@ in [0, 1], 1 exactly when the scenes are equal (``success``). Missing and extra 
 
 from __future__ import annotations
 
+import json
 from typing import Any, Mapping, Sequence
 
 from mira_env.editors.base import STATE_KEY
 from mira_env.reward_api import RewardInput, RewardOutput
 from mira_env.shapes.matching import match
-from mira_env.shapes.scene import Obj, Scene
+from mira_env.shapes.scene import Obj, Scene, SceneError
 
 
 def similarity(a: Obj, b: Obj) -> float:
@@ -21,7 +22,9 @@ def similarity(a: Obj, b: Obj) -> float:
     return ((a.shape == b.shape) + (a.color == b.color) + (a.size == b.size) + (a.cell == b.cell)) / 4.0
 
 
-def _scene(value: Scene | Mapping[str, Any]) -> Scene:
+def _scene(value: Scene | Mapping[str, Any] | str) -> Scene:
+    if isinstance(value, str):  # a scene saved as JSON text (e.g. a datasets column)
+        value = json.loads(value)
     return value if isinstance(value, Scene) else Scene.from_dict(value)
 
 
@@ -60,7 +63,11 @@ class ShapesOracleReward:
                 outputs.append(RewardOutput(None, {"oracle": None, "success": None},
                                             {"oracle": f"cannot score: {missing} (shapes-world tasks only)"}))
                 continue
-            value, success = oracle_score(scene, target)
+            try:
+                value, success = oracle_score(scene, target)
+            except (SceneError, ValueError) as exc:
+                outputs.append(RewardOutput(None, {"oracle": None, "success": None}, {"oracle": f"cannot score: {exc}"}))
+                continue
             outputs.append(RewardOutput(value + (self.success_bonus if success else 0.0),
                                         {"oracle": value, "success": 1.0 if success else 0.0}))
         return outputs
