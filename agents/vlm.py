@@ -13,6 +13,7 @@ ones); the vision placeholder tokens are suppressed during generation.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
@@ -44,7 +45,7 @@ class VLMAgentConfig:
     batch_size: int = field(default=8, metadata={
         "help": "Observations per generate call; act() splits larger batches."})
     seed: int | None = field(default=None, metadata={
-        "help": "Seed of the sampling RNG (the n-th act call uses seed + n); None leaves torch's RNG alone."})
+        "help": "Seed of the sampling RNG (the n-th generate call uses seed + n, in a forked RNG); None samples from torch's global RNG."})
 
     def __post_init__(self) -> None:
         for name in ("max_new_tokens", "max_instruction_length", "batch_size"):
@@ -179,8 +180,9 @@ class VLMAgent:
             kwargs.update(temperature=float(c.temperature), top_p=float(c.top_p))
         else:  # do not inherit a checkpoint's sampling defaults into greedy decoding
             kwargs.update(temperature=None, top_p=None, top_k=None)
-        with torch.inference_mode(), torch.random.fork_rng(devices=self._rng_devices()):
-            if c.seed is not None:
+        with torch.inference_mode(), contextlib.ExitStack() as stack:
+            if c.seed is not None:  # a private, reproducible stream; the global RNG is left as it was
+                stack.enter_context(torch.random.fork_rng(devices=self._rng_devices()))
                 torch.manual_seed(c.seed + self.generate_calls)
             output = self.model.generate(**inputs, **kwargs)
         self.generate_calls += 1

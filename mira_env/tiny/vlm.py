@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -175,12 +176,34 @@ def build_tiny_vlm(kind: str = "qwen2_5_vl", path: str | Path | None = None, see
     model.generation_config.eos_token_id = [token_ids["<|im_end|>"], token_ids["<|endoftext|>"]]
     model.generation_config.pad_token_id = token_ids["<|endoftext|>"]
     model.generation_config.bos_token_id = token_ids["<|endoftext|>"]
-    path.mkdir(parents=True, exist_ok=True)
-    (path / _MARKER).unlink(missing_ok=True)
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
-    (path / _MARKER).write_text(json.dumps({"kind": kind, "seed": seed, "version": _BUILD_VERSION}))
+    if path.exists() and any(path.iterdir()):
+        # an existing folder (a stale or partial build, or the caller's own folder): save into it
+        _save(model, processor, path, kind, seed)
+        return path
+    # a new folder: build beside it and rename, so concurrent builders never see a partial build
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        _save(model, processor, staging, kind, seed)
+        try:
+            if path.exists():
+                path.rmdir()  # empty (checked above); a concurrent builder may have won meanwhile
+            staging.rename(path)
+        except OSError:
+            if not _is_complete(path, kind, seed):
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def _save(model, processor, folder: Path, kind: str, seed: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / _MARKER).unlink(missing_ok=True)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    (folder / _MARKER).write_text(json.dumps({"kind": kind, "seed": seed, "version": _BUILD_VERSION}))
 
 
 def suppress_token_ids(processor) -> list[int]:

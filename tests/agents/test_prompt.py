@@ -187,3 +187,15 @@ def test_observation_to_state_errors():
     with pytest.raises(PromptError) as err:
         observation_to_state([1])
     assert str(err.value) == "observation=[1] (type list) must be an EditEnv observation dict"
+
+
+def test_policy_modules_import_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, agents.prompt, agents.vlm, agents.api, mira_env.tiny.vlm; "
+            "heavy = sorted(m for m in ('torch', 'transformers', 'httpx', 'trl') if m in sys.modules); "
+            "print(heavy)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -263,3 +263,22 @@ def test_answer_format_is_learnable_and_parsed_end_to_end(tiny_vlm_paths):
     env.reset(seed=0)
     _, _, terminated, _, info = env.step(agent.act([first])[0])
     assert info["valid_action"] and info["history"] == ["add a hat"] and not terminated
+
+
+def test_vlm_agent_without_seed_samples_from_the_global_rng(tiny_vlm_loaded, env_observations):
+    model, processor = tiny_vlm_loaded["qwen3_vl"]
+    agent = VLMAgent.from_model(model, processor, max_new_tokens=8, do_sample=True, temperature=1.5)
+    torch.manual_seed(5)
+    agent.act(env_observations[:1])
+    first = agent.last_outputs[0].text
+    agent.act(env_observations[:1])
+    assert agent.last_outputs[0].text != first  # the global stream advanced
+    torch.manual_seed(5)
+    agent.act(env_observations[:1])
+    assert agent.last_outputs[0].text == first  # ... and it is that stream
+
+
+def test_build_tiny_vlm_into_a_new_nested_folder_leaves_no_staging(tmp_path):
+    path = build_tiny_vlm("qwen3_vl", tmp_path / "a" / "b", seed=2)
+    assert path == tmp_path / "a" / "b" and (path / "model.safetensors").is_file()
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b"]
