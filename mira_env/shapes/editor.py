@@ -15,6 +15,7 @@ instruction runs all its clauses or none of them (unless ``partial`` noise fires
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 from typing import Any, Sequence
 
 from PIL import Image
@@ -56,6 +57,9 @@ class ShapesEditor:
         self.noise = EditorNoise.coerce(noise)
         self.resolution = None if resolution is None else resolution_hw(resolution)
         self.cache = RenderCache(cache_size)
+        # scenes this editor produced, keyed by the id of the dict it stored on the output image
+        self._parsed: OrderedDict[int, tuple[dict, Scene]] = OrderedDict()
+        self._parsed_size = cache_size
         self.info = EditorInfo(name="shapes", resolution=self.resolution, deterministic=True,
                                extras={"noise": self.noise.to_dict()})
 
@@ -70,14 +74,29 @@ class ShapesEditor:
                 raise EditorError(f"ShapesEditor needs images rendered by the shapes world (with their scene in "
                                   f"image.info[{STATE_KEY!r}]); images[{index}] has none. Use "
                                   f"mira_env.shapes tasks (gymnasium.make('mira/Shapes-v0')) or render_image(scene)")
-            scene = Scene.from_dict(data)
+            scene = self._scene(data)
             new_scene, status = self.execute(scene, text, seed)
             height, width = self.resolution or (image.height, image.width)
             output = self.cache.get(new_scene, height, width)
-            output.info[STATE_KEY] = new_scene.to_dict()
+            output.info[STATE_KEY] = self._remember(new_scene)
             output.info[EDIT_STATUS_KEY] = status
             outputs.append(output)
         return outputs
+
+    def _scene(self, data: Any) -> Scene:
+        """The scene of a state dict; dicts this editor wrote are not parsed again (they are read-only:
+        the environment hands out copies in ``info["state"]``)."""
+        entry = self._parsed.get(id(data))
+        if entry is not None and entry[0] is data:
+            return entry[1]
+        return Scene.from_dict(data)
+
+    def _remember(self, scene: Scene) -> dict:
+        data = scene.to_dict()
+        self._parsed[id(data)] = (data, scene)
+        if len(self._parsed) > self._parsed_size:
+            self._parsed.popitem(last=False)
+        return data
 
     # ------------------------------------------------------------------ core
     def execute(self, scene: Scene, instruction: str, seed: int = 0) -> tuple[Scene, dict[str, Any]]:
