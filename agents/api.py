@@ -75,7 +75,8 @@ class APIAgentConfig:
                               "'http://localhost:8000/v1'")
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigError(f"model={describe(self.model)} must name the served model (a non-empty str)")
-        if self.api_key_env is not None and (not isinstance(self.api_key_env, str) or not self.api_key_env.isidentifier()):
+        key_env = self.api_key_env
+        if key_env is not None and (not isinstance(key_env, str) or not key_env.isidentifier()):
             # the value is not shown: a caller who passed the key itself would see it in logs
             raise ConfigError("api_key_env=<hidden> must be the NAME of an environment variable "
                               "(e.g. 'OPENAI_API_KEY'), not the key itself")

@@ -8,7 +8,8 @@ in the chat-message format of transformers processors and TRL::
      {"role": "user", "content": [
          {"type": "text", "text": "Source image (I0):"}, {"type": "image", "image": <PIL I0>},
          {"type": "text", "text": "Current image (It):"}, {"type": "image", "image": <PIL It>},
-         {"type": "text", "text": "Instruction (C): ...\\n\\nEdits applied so far:\\n1. ...\\n2. ...\\n\\n<format reminder>"}]}]
+         {"type": "text", "text": "Instruction (C): ...\\n\\nEdits applied so far:\\n1. ...\\n2. ..."
+                                  "\\n\\n<format reminder>"}]}]
 
 Output format (what the policy must answer; :func:`format_action` writes it, :func:`parse_action`
 reads it). After stripping surrounding whitespace the answer is::

@@ -45,7 +45,8 @@ class VLMAgentConfig:
     batch_size: int = field(default=8, metadata={
         "help": "Observations per generate call; act() splits larger batches."})
     seed: int | None = field(default=None, metadata={
-        "help": "Seed of the sampling RNG (the n-th generate call uses seed + n, in a forked RNG); None samples from torch's global RNG."})
+        "help": "Seed of the sampling RNG (the n-th generate call uses seed + n, in a forked RNG); "
+                "None samples from torch's global RNG."})
 
     def __post_init__(self) -> None:
         for name in ("max_new_tokens", "max_instruction_length", "batch_size"):
@@ -57,7 +58,8 @@ class VLMAgentConfig:
                               + ", ".join(repr(d) for d in _DTYPES))
         if not isinstance(self.do_sample, bool):
             raise ConfigError(f"do_sample={describe(self.do_sample)} must be a bool")
-        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) or self.temperature <= 0:
+        temperature = self.temperature
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature <= 0:
             raise ConfigError(f"temperature={describe(self.temperature)} must be a number > 0")
         if isinstance(self.top_p, bool) or not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p={describe(self.top_p)} must be a number in (0, 1]")
@@ -102,7 +104,8 @@ class VLMAgent:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         device = self.config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = self.config.torch_dtype if self.config.torch_dtype == "auto" else getattr(torch, self.config.torch_dtype)
+        name = self.config.torch_dtype
+        dtype = name if name == "auto" else getattr(torch, name)
         processor = AutoProcessor.from_pretrained(model)
         network = AutoModelForImageTextToText.from_pretrained(model, dtype=dtype).to(device).eval()
         self._setup(network, processor, model)

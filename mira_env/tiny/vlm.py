@@ -127,21 +127,21 @@ def _processor(kind: str, tokenizer, template: str):
 
     patch = 14 if kind == "qwen2_5_vl" else 16
     factor = patch * 2
-    pixels = dict(min_pixels=factor * factor, max_pixels=4 * factor * factor)
+    # min_pixels / max_pixels: a 64x64 image is resized to 56x56 (Qwen2.5-VL) or 64x64 (Qwen3-VL): 4 tokens
+    size = {"shortest_edge": factor * factor, "longest_edge": 4 * factor * factor}
     image_processor = Qwen2VLImageProcessor(patch_size=patch, merge_size=2, temporal_patch_size=2,
-                                            size={"shortest_edge": pixels["min_pixels"],
-                                                  "longest_edge": pixels["max_pixels"]})
+                                            size=size)
     if kind == "qwen2_5_vl":
         from transformers import Qwen2_5_VLProcessor, Qwen2VLVideoProcessor
 
         video = Qwen2VLVideoProcessor(patch_size=patch, merge_size=2, temporal_patch_size=2,
-                                      size={"shortest_edge": pixels["min_pixels"], "longest_edge": pixels["max_pixels"]})
+                                      size=size)
         return Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video,
                                    chat_template=template)
     from transformers import Qwen3VLProcessor, Qwen3VLVideoProcessor
 
     video = Qwen3VLVideoProcessor(patch_size=patch, merge_size=2, temporal_patch_size=2,
-                                  size={"shortest_edge": pixels["min_pixels"], "longest_edge": pixels["max_pixels"]})
+                                  size=size)
     return Qwen3VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video,
                             chat_template=template)
 

@@ -48,7 +48,8 @@ class ChatServer:
     """A small /v1/chat/completions server whose answers come from a real tiny VLM.
 
     ``script`` holds per-request behaviours consumed in order ("ok" once it is empty):
-    an HTTP status such as "500", "429" (with Retry-After: 0) or "400", "401-echo" (a 401 whose body echoes the Authorization header), "slow"
+    an HTTP status such as "500", "429" (with Retry-After: 0) or "400", "401-echo" (a 401 whose body
+    echoes the Authorization header), "slow"
     (sleeps ``slow_s`` before answering) and "bad-json".
     """
 

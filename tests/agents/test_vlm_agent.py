@@ -163,8 +163,11 @@ def test_vlm_agent_batches_with_left_padding(tiny_vlm_loaded, env_observations, 
 
 def test_vlm_agent_sampling_is_seeded_and_leaves_global_rng_alone(tiny_vlm_loaded, env_observations):
     model, processor = tiny_vlm_loaded["qwen3_vl"]
-    make = lambda seed: VLMAgent.from_model(model, processor, name="policy", max_new_tokens=8, do_sample=True,  # noqa: E731
-                                            temperature=1.5, seed=seed)
+
+    def make(seed):
+        return VLMAgent.from_model(model, processor, name="policy", max_new_tokens=8, do_sample=True,
+                                   temperature=1.5, seed=seed)
+
     state = torch.get_rng_state()
     first, second, other = make(7), make(7), make(8)
     texts = []
