@@ -56,7 +56,7 @@ def _sft_defaults() -> dict[str, Any]:
     from train.model import cuda_available
 
     return {"bf16": cuda_available(), "remove_unused_columns": False, "report_to": "none",
-            "gradient_checkpointing": False, "dataset_kwargs": {"skip_prepare_dataset": True}, "max_length": None,
+            "activation_checkpointing": False, "dataset_kwargs": {"skip_prepare_dataset": True}, "max_length": None,
             "save_strategy": "steps", "logging_steps": 1}
 
 

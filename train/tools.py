@@ -68,7 +68,7 @@ class EditingToolEnv:
     ``reset(**row)`` starts the episode of a dataset row (``task_id`` and ``editor_seed``: the
     ``num_generations`` rollouts of one row share both, i.e. a GRPO group shares the task and the
     editor's noise). ``edit(instruction)`` executes one atomic instruction through
-    ``EditEnv.step`` and returns the edited image. :meth:`finish` closes the episode with the
+    ``EditEnv.step`` and returns the edited image. :func:`finish_episode` closes the episode with the
     policy's last answer and scores it with the environment's reward function.
 
     Args:
@@ -121,7 +121,7 @@ class EditingToolEnv:
         return tool_result_content(env.current_image, info["step"], env.config.max_steps, info["editor_error"])
 
     # ------------------------------------------------------------------ scoring
-    def finish(self, final_text: str) -> RewardOutput:
+    def _finish(self, final_text: str) -> RewardOutput:
         """End the episode with the policy's last answer ``final_text``; return its reward output.
 
         ``<STOP>`` steps the environment with the stop action (terminated, scored by the env's
@@ -159,6 +159,7 @@ class EditingToolEnv:
             output = RewardOutput(None, {}, {"reward": f"{type(exc).__name__}: {exc}"})
         return output
 
+    # Every public method is a tool for TRL: everything else is private or a property.
     @property
     def total(self) -> float | None:
         if self.result is None or self.result.total is None:
@@ -167,12 +168,23 @@ class EditingToolEnv:
         return value if math.isfinite(value) else None
 
 
+def finish_episode(tool_env: EditingToolEnv, final_text: str) -> RewardOutput:
+    """Close ``tool_env``'s episode with the policy's last answer and return its reward output.
+
+    ``<STOP>`` steps the environment with the stop action (terminated, scored by the env's reward). An
+    episode that already ended (the edit budget) keeps the score the env gave it. Anything else (a
+    malformed answer, an edit past the budget) ends the episode truncated and is scored on the current
+    image, with the answer counted as an invalid action.
+    """
+    return tool_env._finish(final_text)  # noqa: SLF001
+
+
 def env_factory(base: EditEnv):
     """A TRL ``environment_factory``: each call builds an :class:`EditingToolEnv` on its own ``EditEnv``
     that shares ``base``'s editor, tasks, reward function and config."""
 
     def make() -> EditingToolEnv:
-        env = EditEnv(editor=base.editor, tasks=base.tasks, reward=base.reward_fn, config=base.config)
+        env = type(base)(editor=base.editor, tasks=base.tasks, reward=base.reward_fn, config=base.config)
         return EditingToolEnv(env)
 
     return make

@@ -1,0 +1,280 @@
+"""``mira train grpo``: multi-turn GRPO of the policy VLM against the editing environment.
+
+Read top to bottom: configs -> environment (tasks, editor, reward) -> dataset of (task, editor seed)
+rows -> model -> TRL ``GRPOTrainer`` with ``environment_factory`` -> train (or resume) -> save.
+
+How one GRPO step runs (TRL 1.16, ``environment_factory`` path):
+
+1. each dataset row (``prompt`` = the MIRA prompt with I0 twice, ``images``, ``task_id``,
+   ``editor_seed``) is repeated ``num_generations`` times: a group shares the task AND the editor seed;
+2. every rollout gets its own :class:`train.tools.EditingToolEnv`; ``reset(**row)`` starts the episode;
+3. the policy answers; an ``<edit>X</edit>`` answer is parsed as the tool call ``edit(instruction=X)``
+   (:data:`train.tools.EDIT_RESPONSE_TEMPLATE`), executed by the editor through ``EditEnv.step``, and
+   the edited image comes back as the tool result: the policy sees it at its next turn, and TRL keeps
+   it in the sequence the loss is computed on; ``<STOP>`` (no tool call) ends the rollout; so does the
+   turn budget ``max_tool_calling_iterations`` (also the env's ``max_steps``);
+4. :class:`EpisodeReward` closes each episode with the last answer and returns the environment's reward
+   (the composite from ``rewards``); every reward component and episode statistic is logged.
+
+    mira train grpo --tiny qwen2_5_vl --tasks shapes --output_dir runs/grpo --max_steps 20
+    mira train grpo --config grpo.yaml --model runs/sft --num_generations 8 --beta 0.04 \\
+        --use_vllm --vllm_mode server
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from mira_env.errors import ConfigError, describe
+from train.config import (ModelArguments, add_dataclass_arguments, add_hf_dataclass_arguments, config_to_dict,
+                          load_yaml, resolve_config)
+
+TASK_SOURCES = ("shapes",)
+
+
+@dataclass
+class GRPOEnvArguments:
+    """The environment GRPO trains against: tasks, editor, reward."""
+
+    tasks: str = field(default="shapes", metadata={
+        "help": "'shapes' (the embedded shapes world) or a task source for EditEnv: a .jsonl file, an image folder "
+                "or a MIRA-Editing folder."})
+    editor: str = field(default="identity", metadata={
+        "help": "Editor for non-shapes tasks: a preset name, hub id or local diffusers folder, or 'identity'."})
+    split: str = field(default="train", metadata={"help": "Shapes-world split: train | validation | test."})
+    num_tasks: int = field(default=64, metadata={"help": "Number of shapes-world tasks (distinct scenes)."})
+    difficulty: int | None = field(default=None, metadata={
+        "help": "Shapes-world difficulty (number of atomic edits per task); unset = the generator's mix."})
+    editor_noise: float = field(default=0.0, metadata={
+        "help": "Shapes-world editor noise: probability that an edit fails like a diffusion editor would."})
+    resolution: int = field(default=64, metadata={"help": "Image resolution of the environment (pixels)."})
+    reward: str = field(default="oracle", metadata={
+        "help": "'oracle' (the shapes-world oracle reward) or 'composite' (rewards.CompositeReward of "
+                "--reward_terms / --reward_weights)."})
+    reward_terms: list[str] = field(default_factory=lambda: ["oracle", "format", "step_cost"], metadata={
+        "help": "Reward terms of the composite reward (names of the rewards registry)."})
+    reward_weights: list[float] | None = field(default=None, metadata={
+        "help": "One weight per reward term (0 = log only); unset = all 1."})
+    num_rows: int | None = field(default=None, metadata={
+        "help": "Dataset rows (task, editor seed) per epoch; default: one per task."})
+    data_seed: int = field(default=0, metadata={"help": "Seed of the rows' editor seeds."})
+    system_prompt: str | None = field(default=None, metadata={
+        "help": "Replace the policy's system prompt ('' drops it); must match the SFT data."})
+    resume: str | None = field(default=None, metadata={
+        "help": "Resume training: 'auto' (the last checkpoint in output_dir) or a checkpoint folder."})
+
+    def __post_init__(self) -> None:
+        if self.num_tasks < 1:
+            raise ConfigError(f"num_tasks={self.num_tasks} must be >= 1")
+        if self.reward not in ("oracle", "composite"):
+            raise ConfigError(f"reward={describe(self.reward)} must be 'oracle' or 'composite'")
+        if self.reward == "oracle" and self.tasks != "shapes":
+            raise ConfigError("reward='oracle' needs the shapes world (tasks='shapes'); for other tasks use "
+                              "reward='composite' with --reward_terms")
+        if self.reward_weights is not None and len(self.reward_weights) != len(self.reward_terms):
+            raise ConfigError(f"reward_weights has {len(self.reward_weights)} values for {len(self.reward_terms)} "
+                              f"reward_terms {self.reward_terms}: give one weight per term")
+        if not 0.0 <= self.editor_noise <= 1.0:
+            raise ConfigError(f"editor_noise={self.editor_noise} must be a probability in [0, 1]")
+        if self.num_rows is not None and self.num_rows < 1:
+            raise ConfigError(f"num_rows={self.num_rows} must be >= 1")
+
+
+def _grpo_defaults() -> dict[str, Any]:
+    """GRPOConfig values we default differently from TRL (YAML / CLI still override them)."""
+    from train.model import cuda_available
+
+    return {"bf16": cuda_available(), "report_to": "none", "max_tool_calling_iterations": 5,
+            "max_completion_length": 1024, "logging_steps": 1, "remove_unused_columns": False,
+            "activation_checkpointing": False}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from trl import GRPOConfig
+
+    parser.add_argument("--config", default=argparse.SUPPRESS, help="YAML file of settings (flat name: value)")
+    add_dataclass_arguments(parser, ModelArguments, "model")
+    add_dataclass_arguments(parser, GRPOEnvArguments, "environment")
+    add_hf_dataclass_arguments(parser, GRPOConfig, "trl.GRPOConfig")
+
+
+def resolve(args: argparse.Namespace | dict | None = None, yaml_path: str | None = None,
+            **overrides: Any) -> tuple[ModelArguments, GRPOEnvArguments, Any]:
+    """``(ModelArguments, GRPOEnvArguments, GRPOConfig)`` from defaults <- YAML <- CLI <- overrides."""
+    from trl import GRPOConfig
+
+    given = dict(vars(args) if isinstance(args, argparse.Namespace) else (args or {}))
+    yaml_path = given.pop("config", None) or yaml_path
+    merged = {**_grpo_defaults(), **load_yaml(yaml_path), **given, **overrides}
+    model_args, env_args, grpo_config = resolve_config((ModelArguments, GRPOEnvArguments, GRPOConfig), merged)
+    if grpo_config.max_tool_calling_iterations is None or grpo_config.max_tool_calling_iterations < 1:
+        raise ConfigError("max_tool_calling_iterations is the edit budget T of an episode and must be >= 1, got "
+                          f"{grpo_config.max_tool_calling_iterations!r}")
+    return model_args, env_args, grpo_config
+
+
+# ---------------------------------------------------------------------------------------------- environment
+def build_reward(env_args: GRPOEnvArguments):
+    """The reward function the environment scores episodes with (``None`` for the shapes oracle default)."""
+    if env_args.reward == "oracle":
+        return "oracle"
+    import rewards
+
+    make = getattr(rewards, "make_reward", None) or getattr(rewards, "build_composite", None)
+    if make is None:
+        raise ConfigError("the rewards package has no composite builder (rewards.make_reward); "
+                          "use reward='oracle' on the shapes world")
+    return make(env_args.reward_terms, env_args.reward_weights)
+
+
+def build_env(env_args: GRPOEnvArguments, max_steps: int):
+    """The base :class:`EditEnv` (its editor, tasks, reward and config are shared by every rollout)."""
+    from mira_env.env import EditEnv
+
+    if env_args.tasks == "shapes":
+        from mira_env.shapes import make_shapes_env
+
+        kwargs: dict[str, Any] = dict(split=env_args.split, num_tasks=env_args.num_tasks, max_steps=max_steps,
+                                      resolution=env_args.resolution, reward=build_reward(env_args))
+        if env_args.difficulty is not None:
+            kwargs["difficulty"] = env_args.difficulty
+        if env_args.editor_noise:
+            kwargs["noise"] = env_args.editor_noise
+        env = make_shapes_env(**kwargs)
+        return getattr(env, "unwrapped", env)
+    reward = build_reward(env_args)
+    return EditEnv(editor=env_args.editor, tasks=env_args.tasks, reward=reward, max_steps=max_steps,
+                   height=env_args.resolution, width=env_args.resolution)
+
+
+def build_dataset(env, *, num_rows: int | None = None, seed: int = 0, system_prompt: str | None = None,
+                  tasks: Sequence[int] | None = None):
+    """GRPO rows: ``prompt`` (the MIRA prompt, image placeholders), ``images`` ([I0, I0]), ``task_id``,
+    ``editor_seed``. Row r uses task ``tasks[r % len]`` (default: every task in order)."""
+    import datasets
+    import numpy as np
+
+    from agents.prompt import build_messages
+    from train.data import _placeholders
+
+    indices = list(tasks) if tasks is not None else list(range(len(env.tasks)))
+    count = num_rows or len(indices)
+    seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=count)
+    rows = []
+    for r in range(count):
+        task = env.tasks[indices[r % len(indices)]]
+        source = task.load_source(env.config.max_pixels)
+        prompt, images = _placeholders(build_messages(task.instruction, source, source, [],
+                                                      system_prompt=system_prompt))
+        rows.append({"prompt": prompt, "images": images, "task_id": task.id, "editor_seed": int(seeds[r])})
+    return datasets.Dataset.from_list(rows)
+
+
+class EpisodeReward:
+    """TRL reward function: close each rollout's episode with its last answer and return the env's reward.
+
+    Logs (through TRL's ``log_metric``) the mean of every reward component as ``reward/<name>``, and
+    ``episode/edits``, ``episode/stopped`` (fraction that answered <STOP>), ``episode/unscored``.
+    """
+
+    __name__ = "mira_reward"
+
+    def __init__(self) -> None:
+        self.history: list[dict] = []  # one entry per call: the logged means (for tests and learning curves)
+
+    def __call__(self, prompts=None, completions=None, environments=None, log_metric=None, **kwargs) -> list:
+        from train.tools import finish_episode, last_answer_text
+
+        if environments is None:
+            raise ConfigError("EpisodeReward needs TRL's environment_factory (it reads each rollout's environment)")
+        outputs = [finish_episode(env, last_answer_text(completion)) for env, completion in zip(environments, completions)]
+        totals = []
+        for output in outputs:
+            total = None if output is None or output.total is None else float(output.total)
+            totals.append(total if total is not None and math.isfinite(total) else None)
+        means: dict[str, float] = {}
+        names = sorted({name for output in outputs if output for name in output.components})
+        for name in names:
+            values = [float(o.components[name]) for o in outputs
+                      if o and o.components.get(name) is not None and math.isfinite(float(o.components[name]))]
+            if values:
+                means[f"reward/{name}"] = sum(values) / len(values)
+        means["episode/edits"] = sum(len(env.steps) for env in environments) / len(environments)
+        means["episode/stopped"] = sum(env.stopped for env in environments) / len(environments)
+        means["episode/unscored"] = sum(t is None for t in totals) / len(totals)
+        scored = [t for t in totals if t is not None]
+        means["episode/reward"] = sum(scored) / len(scored) if scored else float("nan")
+        if log_metric is not None:
+            for name, value in means.items():
+                log_metric(name, value)
+        self.history.append(means)
+        return totals
+
+
+@dataclass
+class GRPOResult:
+    trainer: Any
+    output_dir: str
+    metrics: dict
+    reward: EpisodeReward
+
+
+def train_grpo(model_args: ModelArguments, env_args: GRPOEnvArguments, grpo_config: Any, *, env=None,
+               dataset=None, model=None, processor=None, callbacks: list | None = None) -> GRPOResult:
+    """Run multi-turn GRPO. ``env`` / ``dataset`` / ``model`` + ``processor`` replace what the arguments
+    would build (tests and the learning script pass their own)."""
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import GRPOTrainer
+
+    from train.model import generation_suppression, load_policy, lora_config
+    from train.tools import env_factory, set_edit_response_template
+
+    budget = int(grpo_config.max_tool_calling_iterations)
+    # 1. the environment: tasks, editor (noise), reward; every rollout gets its own EditEnv on these
+    if env is None:
+        env = build_env(env_args, max_steps=budget)
+    if env.config.max_steps != budget:
+        raise ConfigError(f"the environment's max_steps={env.config.max_steps} differs from the turn budget "
+                          f"max_tool_calling_iterations={budget}; build the env with max_steps={budget}")
+    # 2. rows of (task, editor seed): the num_generations rollouts of a row form a group
+    if dataset is None:
+        dataset = build_dataset(env, num_rows=env_args.num_rows, seed=env_args.data_seed,
+                                system_prompt=env_args.system_prompt)
+    # 3. the policy; its tokenizer parses <edit>X</edit> as the tool call edit(instruction=X)
+    if model is None or processor is None:
+        model, processor = load_policy(model_args)
+    set_edit_response_template(processor)
+    suppress = generation_suppression(processor)
+    if suppress:
+        extra = dict(grpo_config.generation_kwargs or {})
+        merged = sorted(set(extra.get("suppress_tokens") or []) | set(suppress["suppress_tokens"]))
+        grpo_config.generation_kwargs = {**extra, "suppress_tokens": merged}
+    reward = EpisodeReward()
+    # 4. TRL GRPOTrainer, multi-turn through environment_factory
+    trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=grpo_config, train_dataset=dataset,
+                          processing_class=processor, peft_config=lora_config(model_args),
+                          environment_factory=env_factory(env), callbacks=callbacks)
+    out = Path(grpo_config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "mira_grpo_config.json").write_text(json.dumps(config_to_dict(model_args, env_args), indent=2))
+    # 5. train, resuming from a checkpoint when asked (a killed run continues where it stopped)
+    resume = env_args.resume
+    if resume == "auto":
+        resume = get_last_checkpoint(str(out)) if out.is_dir() else None
+    result = trainer.train(resume_from_checkpoint=resume)
+    # 6. save the final policy
+    trainer.save_model(str(out))
+    processor.save_pretrained(str(out))
+    return GRPOResult(trainer=trainer, output_dir=str(out), metrics=dict(result.metrics), reward=reward)
+
+
+def main(args: argparse.Namespace) -> int:
+    model_args, env_args, grpo_config = resolve(args)
+    result = train_grpo(model_args, env_args, grpo_config)
+    print(json.dumps({"output_dir": result.output_dir, **result.metrics}, indent=2))
+    return 0
