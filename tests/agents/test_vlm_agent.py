@@ -15,7 +15,7 @@ from agents.base import Agent
 from agents.prompt import build_messages, parse_action
 from agents.vlm import VLMAgent, VLMAgentConfig
 from mira_env.errors import ConfigError
-from mira_env.tiny.vlm import KINDS, VISION_TOKENS, build_tiny_vlm, suppress_token_ids
+from mira_env.tiny.vlm import KINDS, VISION_TOKENS, build_tiny_vlm, chat_template, suppress_token_ids
 from tests.agents.conftest import make_tasks
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -43,6 +43,8 @@ def test_tiny_vlm_loads_through_auto_classes(kind, tiny_vlm_loaded):
 @pytest.mark.parametrize("kind", KINDS)
 def test_tiny_vlm_chat_template_renders_images_and_tools(kind, tiny_vlm_loaded):
     _, processor = tiny_vlm_loaded[kind]
+    # byte-identical to TRL's qwen3_vl.jinja, so TRL recognises it (training template, response schema)
+    assert processor.chat_template == chat_template()
     image = Image.new("RGB", (64, 64), (255, 0, 0))
     messages = build_messages("make it blue", image, image, ["add a hat"])
     tools = [{"type": "function", "function": {"name": "edit_image", "description": "Apply one edit",
