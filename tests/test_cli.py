@@ -39,3 +39,10 @@ def test_parser_has_train_group():
     parser = build_parser()
     args, _ = parser.parse_known_args(["train", "grpo"])
     assert args._module == "train.grpo"
+
+
+def test_subcommand_help_shows_its_own_arguments(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "--help"])
+    assert exit_info.value.code == 0
+    assert "--out" in capsys.readouterr().out

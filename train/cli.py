@@ -42,8 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    # Parse just enough to find the subcommand, then let its module add its own arguments.
-    known, _ = parser.parse_known_args(argv)
+    # Parse just enough to find the subcommand (help flags held back, so that `mira <cmd> --help`
+    # shows the subcommand's own arguments), then let its module add its arguments.
+    wants_help = [a for a in argv if a in ("-h", "--help")]
+    head = [a for a in argv if a not in ("-h", "--help")]
+    if wants_help and not head:
+        parser.print_help()
+        return 0
+    known, _ = parser.parse_known_args(head)
     module_name = getattr(known, "_module", None)
     if module_name is None:
         parser.print_help()

@@ -18,33 +18,6 @@ from mira_env.shapes.render import resolution_hw
 DEFAULT_MAX_STEPS = 10
 
 
-def copy_scene(scene: Any) -> Any:
-    """A fresh copy of a scene dict (cheaper than ``copy.deepcopy``); other values pass through."""
-    if isinstance(scene, dict) and isinstance(scene.get("objects"), list):
-        return {"background": scene.get("background"), "objects": [dict(obj) for obj in scene["objects"]]}
-    return scene
-
-
-class ShapesEnv(EditEnv):
-    """An :class:`EditEnv` whose ``info["state"]`` is a fresh copy at every reset and step.
-
-    ``EditEnv`` hands out the scene dict stored on the current image, so two infos (two resets, or
-    two steps without an edit) share one dict, which ``gymnasium.utils.env_checker.check_env``
-    rejects and which a caller could corrupt. This subclass copies it; it becomes unnecessary once
-    ``EditEnv`` copies ``info["state"]`` itself.
-    """
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        obs, info = super().reset(seed=seed, options=options)
-        info["state"] = copy_scene(info.get("state"))
-        return obs, info
-
-    def finish_step(self, plan, reward_output):
-        obs, reward, terminated, truncated, info = super().finish_step(plan, reward_output)
-        info["state"] = copy_scene(info.get("state"))
-        return obs, reward, terminated, truncated, info
-
-
 def make_reward(reward: Any) -> RewardFunction | None:
     """``None``, ``"oracle"`` (a :class:`ShapesOracleReward`) or any object with ``score(items)``."""
     if reward is None:
@@ -84,8 +57,8 @@ def make_shapes_env(split: str = "train", difficulty: int | None = None, num_tas
                                                      min_objects=min_objects, max_objects=max_objects))
     config = EditEnvConfig.from_kwargs(None, height=height, width=width, max_steps=max_steps,
                                        reject_blank_outputs=False, **env_options)
-    return ShapesEnv(editor=ShapesEditor(noise=noise), tasks=tasks, reward=make_reward(reward),
+    return EditEnv(editor=ShapesEditor(noise=noise), tasks=tasks, reward=make_reward(reward),
                    render_mode=render_mode, config=config)
 
 
-__all__ = ["DEFAULT_MAX_STEPS", "ShapesEnv", "copy_scene", "make_reward", "make_shapes_env"]
+__all__ = ["DEFAULT_MAX_STEPS", "make_reward", "make_shapes_env"]

@@ -261,3 +261,30 @@ def test_info_timings_are_measured_and_compare_equal():
 
 def test_to_printable_folds_unicode():
     assert mira_env.to_printable("the \u201cred\u201d caf\u00e9 \u2014 now") == 'the "red" cafe - now'
+
+
+def test_info_state_is_a_fresh_copy_each_time():
+    from mira_env.editors.base import STATE_KEY
+
+    class StatefulEditor(SeededNoiseEditor):
+        def edit(self, images, instructions, seeds):
+            outputs = super().edit(images, instructions, seeds)
+            for image, output in zip(images, outputs):
+                output.info[STATE_KEY] = {"objects": [{"n": len(image.info.get(STATE_KEY, {}).get("objects", []))}]}
+            return outputs
+
+    env = make_env(StatefulEditor())
+    env.reset(seed=0)
+    info1 = env.step("a")[4]
+    info2 = env.step("")[4]  # invalid: no edit, same current image
+    assert info1["state"] == info2["state"] == {"objects": [{"n": 0}]}
+    assert info1["state"] is not info2["state"]
+    info2["state"]["objects"].append("corrupted by a caller")
+    assert env.current_image.info[STATE_KEY] == {"objects": [{"n": 0}]}
+
+
+def test_step_seeds_are_spread_and_deterministic():
+    seeds = {mira_env.step_seed(e, t) for e in range(50) for t in range(10)}
+    assert len(seeds) == 500
+    assert mira_env.step_seed(3, 4) == mira_env.step_seed(3, 4)
+    assert all(0 <= s < 2**31 - 1 for s in seeds)
