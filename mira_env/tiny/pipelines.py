@@ -114,7 +114,8 @@ def _instruct_pix2pix_components(seed: int) -> dict[str, Any]:
     )
     torch.manual_seed(seed)
     text_encoder = _tiny_clip_text_encoder()
-    scheduler = EulerAncestralDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+    scheduler = EulerAncestralDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                                steps_offset=1)
     return {"unet": unet, "scheduler": scheduler, "vae": vae, "text_encoder": text_encoder,
             "tokenizer": clip_tokenizer(), "safety_checker": None, "feature_extractor": None,
             "image_encoder": None, "requires_safety_checker": False}

@@ -124,6 +124,19 @@ def test_gymnasium_episode_and_check_env(preset, tiny_pipeline_path):
     check_env(env.unwrapped)
 
 
+def test_mixed_working_sizes_split_into_one_call_per_size_in_order(tiny_diffusers_editor, count_calls):
+    editor = tiny_diffusers_editor("flux-kontext")
+    calls = count_calls(editor)
+    square, wide = gradient_image(64, 64), gradient_image(48, 40)
+    outputs = editor.edit([square, wide, square], ["a", "b", "c"], [1, 2, 3])
+    assert [len(call["prompt"]) for call in calls] == [2, 1]
+    assert [(call["width"], call["height"]) for call in calls] == [
+        working_size(square.size, editor.preset, editor.config), working_size(wide.size, editor.preset, editor.config)]
+    assert [out.size for out in outputs] == [(64, 64), (48, 40), (64, 64)]
+    alone = editor.edit([square], ["c"], [3])[0]
+    assert np.abs(pixels(outputs[2]) - pixels(alone)).max() <= 2
+
+
 def test_batched_env_sends_group_edits_in_one_pipeline_call(tiny_diffusers_editor, count_calls):
     from mira_env.vector import BatchedEditEnv
 
@@ -210,12 +223,61 @@ def test_unknown_hub_id_is_generic_until_loaded():
     assert by_class.class_known and by_class.preset.name == "generic:StableDiffusionImg2ImgPipeline"
 
 
-def test_lazy_editor_loads_at_first_edit(tiny_pipeline_path):
+def test_lazy_editor_loads_at_first_edit_on_the_auto_device(tiny_pipeline_path):
+    import torch
+
     editor = DiffusersEditor(str(tiny_pipeline_path("flux-kontext")), lazy=True, num_inference_steps=1,
-                             max_area=32 * 32, device="cpu")
+                             max_area=32 * 32)
     assert editor.pipeline is None and editor.info.extras["device"] is None
     (output,) = editor.edit([gradient_image(32, 32)], ["x"], [0])
-    assert editor.pipeline is not None and editor.info.extras["device"] == "cpu" and output.size == (32, 32)
+    expected_device = "cuda" if torch.cuda.is_available() else "cpu"
+    assert editor.pipeline is not None and editor.info.extras["device"] == expected_device
+    assert editor.pipeline.transformer.dtype == (torch.bfloat16 if expected_device == "cuda" else torch.float32)
+    assert output.size == (32, 32)
+
+
+@pytest.fixture(scope="module")
+def tiny_img2img_path(tiny_pipeline_path, tmp_path_factory):
+    """A pipeline no preset knows (StableDiffusionImg2ImgPipeline) sharing the tiny SD components."""
+    import torch
+    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInstructPix2PixPipeline, UNet2DConditionModel
+
+    parts = StableDiffusionInstructPix2PixPipeline.from_pretrained(str(tiny_pipeline_path("instruct-pix2pix")))
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32)
+    pipeline = StableDiffusionImg2ImgPipeline(
+        vae=parts.vae, text_encoder=parts.text_encoder, tokenizer=parts.tokenizer, unet=unet,
+        scheduler=parts.scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    path = tmp_path_factory.mktemp("img2img")
+    pipeline.save_pretrained(str(path))
+    return path
+
+
+def test_any_image_pipeline_works_through_model_index(tiny_img2img_path, count_calls):
+    editor = DiffusersEditor(str(tiny_img2img_path), num_inference_steps=2, device="cpu")
+    assert editor.preset.name == "generic:StableDiffusionImg2ImgPipeline"
+    calls = count_calls(editor)
+    image = gradient_image(48, 40)
+    first = editor.edit([image, image], ["make it red", "make it red"], [5, 6])
+    again = editor.edit([image], ["make it red"], [5])
+    assert len(calls) == 2 and len(calls[0]["prompt"]) == 2
+    assert "guidance_scale" not in calls[0] and "negative_prompt" not in calls[0]  # the pipeline's own defaults
+    assert [out.size for out in first] == [(48, 40), (48, 40)]
+    assert np.abs(pixels(first[0]) - pixels(again[0])).max() <= 2
+    assert np.abs(pixels(first[0]) - pixels(first[1])).mean() > 1.0
+
+
+def test_pipeline_class_option_matches_model_index(tiny_img2img_path):
+    editor = DiffusersEditor(str(tiny_img2img_path), pipeline_class="StableDiffusionImg2ImgPipeline", lazy=True)
+    assert editor.preset.pipeline_class == "StableDiffusionImg2ImgPipeline"
+    with pytest.raises(EditorError) as raised:
+        DiffusersEditor(str(tiny_img2img_path), pipeline_class="FluxKontextPipeline", lazy=True)
+    assert str(raised.value) == (f"{str(tiny_img2img_path)!r} holds a StableDiffusionImg2ImgPipeline "
+                                 f"(model_index.json), not the FluxKontextPipeline of preset 'flux-kontext'; drop "
+                                 f"preset= or fix the path")
 
 
 # ---------------------------------------------------------------------------------------------- errors
