@@ -87,7 +87,7 @@ class TransformersJudge(PromptedBackend):
             try:
                 inputs = processor.apply_chat_template(
                     [self.messages(r) for r in chunk], tokenize=True, add_generation_prompt=True,
-                    return_dict=True, return_tensors="pt", padding=True)
+                    return_dict=True, return_tensors="pt", processor_kwargs={"padding": True})
             finally:
                 tokenizer.padding_side = old_side
             inputs = inputs.to(model.device)
