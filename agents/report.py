@@ -270,7 +270,8 @@ def write_run_report(run_dir: str | os.PathLike, records: Sequence[Mapping[str, 
                     and k not in ("mean_return",)})
     body = [_table_html(rows, columns + extra)]
     body += [f'<p class="note">{html.escape(n)}</p>' for n in notes]
-    ordered = sorted(records, key=lambda r: (str(r["agent"]), int(r.get("task_index", 0) or 0), str(r["task_id"]),
+    agent_order = {name: i for i, name in enumerate(dict.fromkeys(str(r["agent"]) for r in records))}
+    ordered = sorted(records, key=lambda r: (agent_order[str(r["agent"])], int(r.get("task_index", 0) or 0), str(r["task_id"]),
                                              int(r["group_index"]), int(r["member_index"])))
     current = None
     for record in ordered:

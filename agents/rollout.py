@@ -9,8 +9,10 @@ share one batch of ``num_envs = groups_per_batch * G`` environments. Every turn:
 - finished episodes leave the batch at once (the others keep going) and are written to the run
   folder; as soon as enough slots are free the next group starts in them.
 
-Agents therefore see a changing subset of episodes from call to call and must keep no per-position
-state: everything an episode needs is in its observation (``history``, ``step``) and info.
+Agents therefore see a changing subset of episodes from call to call: the position of an episode in
+``act``'s lists changes when others finish. Everything an episode needs is in its observation
+(``history``, ``step``) and info; an agent that keeps per-episode memory keys it on
+``infos[i]["episode_id"]`` (``"<agent>|<task id>|g<group>|m<member>"``, added by the engine).
 
 The run folder (:class:`EpisodeStore`)::
 
@@ -364,8 +366,12 @@ class RolloutEngine:
         for slot, member in zip(slots, job.members):
             observation = _unbatch_obs(observations, slot)
             info = _unbatch_info(infos, slot)
+            info["episode_id"] = self._episode_id(job, member)
             running[slot] = _Running(job, member, observation, info, now, [np.asarray(observation["current"])],
                                      editor_seed=info.get("editor_seed"))
+
+    def _episode_id(self, job: GroupJob, member: int) -> str:
+        return f"{self.name}|{job.task.id}|g{job.group_index}|m{member}"
 
     def _turn(self, running: dict[int, _Running], free: deque) -> list[dict]:
         slots = sorted(running)
@@ -390,6 +396,7 @@ class RolloutEngine:
         for slot, episode, action, raw, parse_error, result in zip(slots, episodes, actions, raw_outputs,
                                                                    parse_errors, results):
             observation, reward, terminated, truncated, info = result
+            info["episode_id"] = episode.info["episode_id"]
             episode.observation, episode.info = observation, info
             episode.frames.append(np.asarray(observation["current"]))
             episode.total_return += float(reward)

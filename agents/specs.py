@@ -94,7 +94,7 @@ def make_agent(spec: str, *, seed: int = 0, vlm_options: Mapping[str, Any] | Non
         except ImportError as exc:
             raise ConfigError(f"agent spec {spec!r} needs agents.api.APIAgent, which this install lacks "
                               f"({exc})") from exc
-        agent = APIAgent(model, base_url=base_url, **dict(api_options or {}))
+        agent = APIAgent(base_url=base_url, model=model, **dict(api_options or {}))
     else:
         raise ConfigError(f"agent spec {describe(spec)} is not one of: {', '.join(SPEC_FORMS)}")
     return agent

@@ -115,3 +115,22 @@ def test_run_report_images_render_in_headless_chromium(tmp_path):
     assert total == report.read_text().count("<img") and total > 0
     assert ok == total
     assert colourful_fraction(pixels) > 0.005
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_the_default_mira_run_report_renders_every_image_in_headless_chromium(tmp_path):
+    import os
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "train.cli", "run", "--no-progress"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(repo)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = (tmp_path / "runs").iterdir()
+    report = run / "report.html"
+    total, ok, pixels = rendered_images(report, tmp_path)
+    assert total == report.read_text(encoding="utf-8").count("<img") > 50
+    assert ok == total
+    # shapes are saturated colours on plain backgrounds: a rendered page is far from grey
+    assert colourful_fraction(pixels) > 0.01

@@ -1,0 +1,126 @@
+"""``mira run``: the main job, end to end through the real CLI entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from agents.rollout import EPISODES_FILE, episode_key
+from train.cli import main as mira
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """``mira run`` with no arguments, in a fresh working directory (a real subprocess)."""
+    cwd = tmp_path_factory.mktemp("cwd")
+    done = subprocess.run([sys.executable, "-m", "train.cli", "run"], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = (cwd / "runs").iterdir()
+    return run, done.stdout
+
+
+def test_mira_run_without_arguments_writes_trajectories_strips_and_a_report(default_run):
+    run, stdout = default_run
+    records = [json.loads(line) for line in (run / EPISODES_FILE).read_text().splitlines()]
+    # default: oracle, one-shot, random on 4 shapes tasks, one group of G=2 each
+    assert {r["agent"] for r in records} == {"oracle", "one-shot", "random"}
+    assert len({episode_key(r) for r in records}) == len(records) == 3 * 4 * 2
+    for record in records:
+        strip = Image.open(run / record["images"]["strip"])
+        assert strip.width > strip.height * (record["num_steps"] + 1)  # source + one frame per step
+        assert record["final_components"].keys() >= {"oracle", "success"}
+    # the scripted oracle on a noiseless editor reaches every target; one-shot's single edit cannot parse
+    oracle = [r for r in records if r["agent"] == "oracle"]
+    assert all(r["success"] and r["steps"][-1]["stop"] for r in oracle)
+    one_shot = [r for r in records if r["agent"] == "one-shot"]
+    assert all(r["num_steps"] == 2 and r["steps"][0]["instruction"] == r["instruction"] for r in one_shot)
+    report = (run / "report.html").read_text(encoding="utf-8")
+    assert report.count("<img") >= sum(r["num_edits"] + 2 for r in records)
+    assert "target" in report
+    summary = json.loads((run / "summary.json").read_text())
+    lines = stdout.splitlines()
+    header = lines.index(next(line for line in lines if line.startswith("name")))
+    table = {line.split()[0]: line.split() for line in lines[header + 2: header + 5]}
+    for row in summary:
+        assert table[row["name"]][2] == f"{row['success_rate']:.3f}"
+    assert [row["name"] for row in summary] == ["oracle", "one-shot", "random"]
+    assert summary[0]["success_rate"] == 1.0 > summary[2]["success_rate"]
+    assert f"report:   {Path('runs') / run.name / 'report.html'}" in lines
+
+
+def test_rerunning_into_the_same_folder_resumes_without_replaying(tmp_path, capsys):
+    args = ["run", "--agents", "oracle,random", "--tasks", "2", "--group-size", "2", "--out", str(tmp_path / "r"),
+            "--no-progress", "--images", "strip"]
+    assert mira(args) == 0
+    first = (tmp_path / "r" / EPISODES_FILE).read_text()
+    assert mira(args) == 0
+    assert (tmp_path / "r" / EPISODES_FILE).read_text() == first
+    assert len(first.splitlines()) == 2 * 2 * 2
+
+
+def test_a_new_agent_joins_an_existing_run_folder(tmp_path):
+    base = ["run", "--tasks", "2", "--group-size", "2", "--out", str(tmp_path / "r"), "--no-progress"]
+    assert mira(base + ["--agents", "oracle"]) == 0
+    assert mira(base + ["--agents", "oracle,one-shot"]) == 0
+    records = [json.loads(line) for line in (tmp_path / "r" / EPISODES_FILE).read_text().splitlines()]
+    assert [r["agent"] for r in records] == ["oracle"] * 4 + ["one-shot"] * 4
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["agents"] == ["oracle", "one-shot"]
+
+
+def test_changed_settings_on_a_run_folder_are_refused(tmp_path, capsys):
+    out = str(tmp_path / "r")
+    assert mira(["run", "--agents", "oracle", "--tasks", "1", "--group-size", "1", "--out", out, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert mira(["run", "--agents", "oracle", "--tasks", "1", "--group-size", "1", "--out", out, "--no-progress",
+                 "--seed", "5"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"mira run: error: run folder {out!r} holds episodes made with other settings (seed=0 -> 5); "
+        f"use a new --out, or the same settings to resume it")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--agents", "oracle,oracle"], "agent spec 'oracle' is given twice; list every agent once"),
+    (["--agents", "genius"], "agent spec 'genius' (type str) is not one of: oracle, one-shot, random, "
+                             "vlm:<hub id or local path>, vlm:tiny, api:<model>@<base_url>"),
+    (["--agents", "api:gpt"], "agent spec 'api:gpt' is not api:<model>@<base_url>; write e.g. "
+                              "api:Qwen/Qwen2.5-VL-7B-Instruct@http://localhost:8000/v1"),
+    (["--editor", "identity"], "--editor 'identity' needs --task-file; the shapes world uses its own editor "
+                               "(set its noise with --noise)"),
+    (["--task-file", "{tasks}"], "--task-file needs --editor (identity, a diffusers preset, a hub id or a local path)"),
+    (["--tasks", "0"], "--tasks 0 (type int) must be a positive int"),
+    (["--editor-option", "device"], "editor option 'device' is not key=value; write e.g. --editor-option device=cuda"),
+])
+def test_bad_arguments_are_named(tmp_path, capsys, argv, message):
+    tasks = tmp_path / "tasks.jsonl"
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(tmp_path / "a.png")
+    tasks.write_text(json.dumps({"id": "a", "instruction": "x", "image": "a.png"}) + "\n")
+    argv = [a.replace("{tasks}", str(tasks)) for a in argv]
+    assert mira(["run", "--out", str(tmp_path / "r"), "--no-progress", *argv]) == 2
+    assert capsys.readouterr().err.strip() == f"mira run: error: {message}"
+
+
+def test_a_task_file_with_a_real_editor_runs_one_shot(tmp_path):
+    """A MagicBrush-shaped JSONL (source image, instruction, target) with the identity editor."""
+    rng = np.random.default_rng(0)
+    for name in ("s", "t"):
+        Image.fromarray(rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)).save(tmp_path / f"{name}.png")
+    (tmp_path / "tasks.jsonl").write_text(json.dumps({"id": "mb-1", "source_img": "s.png", "image": "s.png",
+                                                      "instruction": "add a hat", "target_img": "t.png",
+                                                      "target": "t.png"}) + "\n")
+    out = tmp_path / "r"
+    assert mira(["run", "--task-file", str(tmp_path / "tasks.jsonl"), "--editor", "identity", "--agents",
+                 "one-shot", "--group-size", "1", "--size", "32", "--out", str(out), "--no-progress"]) == 0
+    (record,) = [json.loads(line) for line in (out / EPISODES_FILE).read_text().splitlines()]
+    assert record["steps"][0]["instruction"] == "add a hat" and record["success"] is None
+    index = json.loads((out / "tasks.json").read_text())
+    assert Image.open(out / index["mb-1"]["target"]).size == (32, 32)
