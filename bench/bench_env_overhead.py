@@ -56,7 +56,7 @@ def time_diffusion(args: argparse.Namespace) -> list[tuple[str, float, float]]:
 
     def bare() -> float:
         kwargs = dict(fixed, image=[source],
-                      generator=[torch.Generator(device=editor._generator_device()).manual_seed(seed)])
+                      generator=[torch.Generator(device=editor.generator_device()).manual_seed(seed)])
         start = time.perf_counter()
         pipe(**kwargs)
         return time.perf_counter() - start
@@ -75,7 +75,8 @@ def time_diffusion(args: argparse.Namespace) -> list[tuple[str, float, float]]:
         return elapsed
 
     # same inputs -> the same image on all three paths (checked once, outside the timings)
-    kwargs = dict(fixed, image=[source], generator=[torch.Generator(device=editor._generator_device()).manual_seed(seed)])
+    kwargs = dict(fixed, image=[source],
+                  generator=[torch.Generator(device=editor.generator_device()).manual_seed(seed)])
     reference = np.asarray(pipe(**kwargs).images[0])
     env.reset(options={"task": task, "editor_seed": episode_seed})
     env.step(prompt)

@@ -1,7 +1,8 @@
 """``DiffusersEditor``: any diffusers image-editing pipeline behind the batched ``Editor`` protocol.
 
-Loading: ``PipelineClass.from_pretrained(model, dtype=...)`` (diffusers 0.42 renamed ``torch_dtype`` to ``dtype``; the option keeps the name ``torch_dtype``) where ``PipelineClass`` is the
-preset's class (``DiffusionPipeline`` for an unknown hub id, which then reads the class from the
+Loading: ``PipelineClass.from_pretrained(model, dtype=...)`` where ``PipelineClass`` is the preset's
+class (diffusers 0.42 renamed ``torch_dtype`` to ``dtype``; the option keeps the name ``torch_dtype``)
+or ``DiffusionPipeline`` for an unknown hub id, which then reads the class from the
 checkpoint's ``model_index.json``). Loading is EAGER (in the constructor) unless ``lazy=True``, in
 which case the first :meth:`DiffusersEditor.edit` (or :meth:`DiffusersEditor.load`) loads it; the
 preset, class, local path and the class's ``image`` argument are checked in the constructor either way.
@@ -280,7 +281,8 @@ class DiffusersEditor:
         kwargs.update(preset.call_kwargs)
         return kwargs
 
-    def _generator_device(self) -> str:
+    def generator_device(self) -> str:
+        """Where the per-sample ``torch.Generator``s live: the CPU under offload, else the pipeline device."""
         return "cpu" if self.config.cpu_offload else str(self.device)
 
     def call_kwargs_for(self, size: tuple[int, int], prompts: list[str], seeds: Sequence[int]) -> dict[str, Any]:
@@ -296,12 +298,14 @@ class DiffusersEditor:
             kwargs["max_area"] = width * height
             if "_auto_resize" in params and (self.config.max_area is not None or self.config.height is not None):
                 kwargs["_auto_resize"] = False  # keep the condition image at the working size
-        negative = self.config.negative_prompt if self.config.negative_prompt is not None else self.preset.negative_prompt
+        negative = self.config.negative_prompt
+        if negative is None:
+            negative = self.preset.negative_prompt
         if negative is not None and "negative_prompt" in params:
             kwargs["negative_prompt"] = [negative] * len(prompts)
         kwargs.update(self.config.call_kwargs)
         kwargs["prompt"] = list(prompts)
-        kwargs["generator"] = [torch.Generator(device=self._generator_device()).manual_seed(int(seed))
+        kwargs["generator"] = [torch.Generator(device=self.generator_device()).manual_seed(int(seed))
                                for seed in seeds]
         kwargs["output_type"] = "pil"
         return kwargs
