@@ -17,9 +17,10 @@ from rewards.composite import MISSING_POLICIES, NORM_STATS, NORMALIZATIONS, Comp
 from rewards.config import ClipSettings, JudgeSettings, LpipsSettings, RewardConfig, TermSpec
 from rewards.errors import MissingExtraError, RewardConfigError, RewardError
 from rewards.registry import TERMS, build_reward, build_terms, register_term
+from rewards.trl_adapter import TRLRewardFunction
 
 __all__ = [
     "MISSING_POLICIES", "NORMALIZATIONS", "NORM_STATS", "TERMS", "ClipSettings", "CompositeReward", "JudgeSettings",
     "LpipsSettings", "MissingExtraError", "RewardConfig", "RewardConfigError", "RewardError", "RewardTerm", "Scores",
-    "Term", "TermSpec", "build_reward", "build_terms", "register_term",
+    "TRLRewardFunction", "Term", "TermSpec", "build_reward", "build_terms", "register_term",
 ]
