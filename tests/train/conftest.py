@@ -112,8 +112,8 @@ def sft_run(tiny_path, tmp_path_factory):
     initial = {k: v.detach().clone() for k, v in AutoModelForImageTextToText.from_pretrained(tiny_path).state_dict().items()}
     out = tmp_path_factory.mktemp("sft")
     model_args, data_args, config = resolve({
-        "model": str(tiny_path), "output_dir": str(out), "max_steps": 30, "per_device_train_batch_size": 4,
-        "learning_rate": 1e-2, "save_steps": 15, "logging_steps": 1, "seed": 0, "sample_format": "multi_turn",
+        "model": str(tiny_path), "output_dir": str(out), "max_steps": 60, "per_device_train_batch_size": 4,
+        "learning_rate": 1e-2, "save_steps": 30, "logging_steps": 1, "seed": 0, "sample_format": "multi_turn",
         "system_prompt": "", "lr_scheduler_type": "constant"})
     torch.manual_seed(0)
     result = train_sft(model_args, data_args, config, samples=samples)
