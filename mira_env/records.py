@@ -30,6 +30,7 @@ from typing import Any, Iterable, Iterator
 from PIL import Image
 
 from mira_env.errors import TaskError, describe
+from mira_env.jsonl import iter_jsonl
 from mira_env.tasks.images import load_image
 from mira_env.tasks.task import Task
 
@@ -183,16 +184,8 @@ def iter_records(path: str | os.PathLike) -> Iterator[EditingRecord]:
     if not location.is_file():
         raise TaskError(f"record file {str(location)!r} does not exist")
     root = str(location.parent)
-    with location.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{location.name}:{number}"
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TaskError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
-            yield _parse(raw, where, root)
+    for _, where, raw in iter_jsonl(location, objects=False):
+        yield _parse(raw, where, root)
 
 
 def read_records(path: str | os.PathLike) -> list[EditingRecord]:

@@ -12,12 +12,12 @@ MIRA-Editing field names); every other field lands in ``Task.metadata``.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mira_env.errors import TaskError, describe
+from mira_env.jsonl import iter_jsonl
 from mira_env.tasks.task import Task, TaskList, TaskSource
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -89,17 +89,8 @@ def load_jsonl(path: str | os.PathLike, image_root: str | os.PathLike | None = N
     if not file.is_file():
         raise TaskError(f"task file {str(file)!r} does not exist")
     root = str(Path(image_root) if image_root is not None else file.parent)
-    tasks = []
-    with file.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{file.name}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TaskError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
-            tasks.append(task_from_record(record, where=where, root=root, default_id=f"{file.stem}-{number}"))
+    tasks = [task_from_record(record, where=where, root=root, default_id=f"{file.stem}-{number}")
+             for number, where, record in iter_jsonl(file)]
     if not tasks:
         raise TaskError(f"task file {str(file)!r} holds no records")
     return TaskList(tasks)
@@ -118,19 +109,11 @@ def load_folder(path: str | os.PathLike) -> TaskList:
     metadata = folder / "metadata.jsonl"
     if metadata.is_file():
         tasks = []
-        with metadata.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                where = f"{metadata.name}:{number}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise TaskError(f"{where}: not valid JSON ({exc.msg})") from exc
-                if isinstance(record, dict) and "file_name" in record:
-                    record = {**record, "image": record["file_name"]}
-                    record.setdefault("id", Path(record["file_name"]).stem)
-                tasks.append(task_from_record(record, where=where, root=str(folder), default_id=str(number)))
+        for number, where, record in iter_jsonl(metadata):
+            if "file_name" in record:
+                record = {**record, "image": record["file_name"]}
+                record.setdefault("id", Path(record["file_name"]).stem)
+            tasks.append(task_from_record(record, where=where, root=str(folder), default_id=str(number)))
         return TaskList(tasks)
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
