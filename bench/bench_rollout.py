@@ -14,7 +14,7 @@ well formed, so the agent would never edit; the bench wrapper keeps the VLM's ge
 is measured) and replaces each malformed answer by a fixed atomic instruction until the step budget,
 so the editor path runs every turn. Numbers are ratios measured in one run on this machine.
 
-    python bench/bench_rollout.py [--tasks 2] [--group-size 8] [--max-steps 3] [--device cpu]
+    python bench/bench_rollout.py [--tasks 2] [--group-size 8] [--max-steps 3] [--editor-steps 2] [--device cpu]
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=3)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--editor-steps", type=int, default=2, help="denoising steps per edit")
     parser.add_argument("--repeats", type=int, default=2, help="alternating repeats of each mode; the best is kept")
     args = parser.parse_args()
 
@@ -93,7 +94,7 @@ def main() -> None:
     pipe_path = build_tiny_pipeline("instruct-pix2pix", root / "ip2p", seed=0)
     agent = EditingVLM(VLMAgent(str(vlm_path), device=args.device, max_new_tokens=16,
                                 batch_size=args.group_size, do_sample=True, seed=0))
-    editor = DiffusersEditor(str(pipe_path), device=args.device)
+    editor = DiffusersEditor(str(pipe_path), device=args.device, num_inference_steps=args.editor_steps)
     tasks = make_tasks(args.tasks, args.size)
     play(agent, editor, tasks[:1], 1, 1, 1, args.size, True)  # warm-up: first generate / pipeline call
 
@@ -110,7 +111,8 @@ def main() -> None:
                 bar.update(1)
     best = {mode: max(rates) for mode, rates in results.items()}
     print(f"group rollout: {args.tasks} tasks x G={args.group_size}, {args.max_steps} steps per episode, "
-          f"{args.size}x{args.size}, device {args.device}, {episodes} episodes per mode")
+          f"{args.size}x{args.size}, {args.editor_steps} denoising steps, device {args.device}, "
+          f"{episodes} episodes per mode")
     for mode in ("sequential", "batched"):
         print(f"  {mode:<10} {best[mode]:7.2f} episodes/s  (act calls per run: {calls[mode]}; "
               f"all repeats: {', '.join(f'{r:.2f}' for r in results[mode])})")

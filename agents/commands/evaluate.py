@@ -1,0 +1,495 @@
+"""``mira eval``: agents x editors x a task set -> a metrics table (CSV, JSON) and a side-by-side HTML report.
+
+    mira eval                                         # oracle, one-shot, random on 8 shapes test tasks
+    mira eval --tiny-vlm --tiny-reward-models         # + a tiny offline VLM agent, CLIP / LPIPS metrics
+    mira eval --task-file magicbrush.jsonl --editors timbrooks/instruct-pix2pix,identity \\
+              --agents one-shot,vlm:./ckpt --clip-pretrained openai --judge-model Qwen/Qwen2.5-VL-7B-Instruct
+
+Metrics are reward terms (:mod:`rewards`) in a composite whose weights are all 0: every term is logged
+per episode and none is optimised. On the shapes world the oracle score and success come from the
+environment's own reward. Terms whose models are not configured are left out with a note (CLIP
+needs weights: ``--clip-pretrained`` or ``--tiny-reward-models``; LPIPS needs its backbone; the judge
+needs ``--judge-model``). ``--reward-config`` takes a YAML reward config for full control.
+
+Output folder (``--out``, default ``evals/<timestamp>``): ``metrics.csv``, ``metrics.json``,
+``report.html`` (agents side by side per task), ``tasks.json`` + ``tasks/``, and one run folder per
+editor under ``editors/<editor>/`` (episodes.jsonl, images, and its own ``report.html``). Re-running
+into the same folder resumes: finished episodes are reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from mira_env.errors import ConfigError, MiraError, describe
+
+from agents.specs import DEFAULT_AGENTS, SPEC_FORMS, make_agents, parse_options, split_specs
+
+SHAPES_DEFAULT_TASKS = 8
+#: metric terms tried by default, in table order
+DEFAULT_METRICS = ("judge_sc", "judge_pq", "judge_overall", "clip_t", "clip_i", "lpips", "l1")
+TABLE_COLUMNS = ("agent", "editor", "episodes", "success_rate", "oracle", "judge_sc", "judge_pq", "judge_overall",
+                 "clip_t", "clip_dir", "clip_i", "lpips", "l1", "l2", "mean_steps", "mean_edits", "editor_errors",
+                 "invalid_actions")
+
+
+# ---------------------------------------------------------------------- metrics
+class MergedReward:
+    """Scores with a primary reward (its total is the RL reward) and adds a metric composite's components.
+
+    Used to log metric terms beside the shapes world's oracle reward; either may be ``None``.
+    """
+
+    def __init__(self, primary: Any = None, metrics: Any = None) -> None:
+        self.primary = primary
+        self.metrics = metrics
+
+    def score(self, items):
+        from mira_env.reward_api import RewardOutput
+
+        first = self.primary.score(items) if self.primary is not None else [None] * len(items)
+        second = self.metrics.score(items) if self.metrics is not None else [None] * len(items)
+        outputs = []
+        for a, b in zip(first, second):
+            components = {**(dict(b.components) if b else {}), **(dict(a.components) if a else {})}
+            errors = {**(dict(b.errors) if b else {}), **(dict(a.errors) if a else {})}
+            total = a.total if a is not None else (b.total if b is not None else None)
+            outputs.append(RewardOutput(total, components, errors))
+        return outputs
+
+
+@dataclass
+class MetricOptions:
+    """Which metric terms to compute and the models behind them."""
+
+    metrics: list[str] | None = field(default=None, metadata={
+        "help": "Metric terms; None = every default term whose model is configured."})
+    reward_config: str | None = field(default=None, metadata={"help": "A YAML reward config (overrides the rest)."})
+    device: str = field(default="auto", metadata={"help": "Device of the metric models."})
+    clip_model: str = field(default="ViT-B-32", metadata={"help": "open_clip model name."})
+    clip_pretrained: str | None = field(default=None, metadata={
+        "help": "open_clip pretrained tag or checkpoint path; CLIP metrics are off without it."})
+    lpips_net: str = field(default="alex", metadata={"help": "LPIPS backbone."})
+    lpips_torch_home: str | None = field(default=None, metadata={
+        "help": "TORCH_HOME with the LPIPS backbone checkpoint; LPIPS is off without it (or --tiny-reward-models)."})
+    judge_model: str | None = field(default=None, metadata={"help": "Judge VLM: hub id / path, or endpoint model."})
+    judge_base_url: str | None = field(default=None, metadata={"help": "OpenAI-compatible judge endpoint."})
+    tiny: bool = field(default=False, metadata={"help": "Tiny random offline CLIP / LPIPS (plumbing only)."})
+    tiny_judge: bool = field(default=False, metadata={"help": "A tiny random offline judge VLM (plumbing only)."})
+
+
+def build_metric_reward(metrics: Sequence[str] | MetricOptions | None = None) -> tuple[Any, list[str]]:
+    """A composite of the metric terms with weight 0 each, and notes on the terms left out.
+
+    Returns ``(None, notes)`` when no term is available.
+    """
+    from rewards import TERMS, build_reward
+
+    options = metrics if isinstance(metrics, MetricOptions) else MetricOptions(
+        metrics=None if metrics is None else list(metrics))
+    if options.reward_config:
+        return build_reward(options.reward_config), [f"metrics from {options.reward_config}"]
+    explicit = options.metrics is not None
+    wanted = list(options.metrics) if explicit else list(DEFAULT_METRICS)
+    unknown = [m for m in wanted if m not in TERMS]
+    if unknown:
+        raise ConfigError(f"unknown metric(s) {unknown}; known terms: {sorted(TERMS)}")
+    config: dict[str, Any] = {"device": options.device, "missing": "skip"}
+    notes: list[str] = []
+    cache = None
+    if options.tiny or options.tiny_judge:
+        from mira_env.tiny.vlm import default_path
+
+        cache = default_path().parent / "eval_reward_models"
+    available = []
+    for name in wanted:
+        if name.startswith("clip"):
+            if options.tiny:
+                from mira_env.tiny.reward_models import build_tiny_clip
+
+                model_name, checkpoint = build_tiny_clip(cache / "clip")
+                config["clip"] = {"model_name": model_name, "pretrained": checkpoint}
+                notes.append(f"{name}: tiny random CLIP (plumbing only, not a real score)")
+            elif options.clip_pretrained:
+                config["clip"] = {"model_name": options.clip_model, "pretrained": options.clip_pretrained}
+            else:
+                notes.append(f"{name} omitted: no CLIP weights (give --clip-pretrained <tag or checkpoint>, "
+                             f"or --tiny-reward-models for a plumbing run)")
+                continue
+        elif name == "lpips":
+            if options.tiny:
+                from mira_env.tiny.reward_models import build_tiny_lpips_home
+
+                config["lpips"] = {"net": "squeeze", "torch_home": str(build_tiny_lpips_home(cache / "lpips"))}
+                notes.append("lpips: tiny LPIPS backbone (plumbing only, not a real score)")
+            elif options.lpips_torch_home:
+                config["lpips"] = {"net": options.lpips_net, "torch_home": options.lpips_torch_home}
+            else:
+                notes.append("lpips omitted: no LPIPS backbone (give --lpips-torch-home <TORCH_HOME with the "
+                             "torchvision checkpoint>, or --tiny-reward-models)")
+                continue
+        elif name.startswith("judge_"):
+            if options.tiny_judge:
+                from transformers import AutoProcessor
+
+                from mira_env.tiny.vlm import build_tiny_vlm, suppress_token_ids
+
+                path = str(build_tiny_vlm("qwen2_5_vl", cache / "judge"))
+                config["judge"] = {"backend": "transformers", "model": path, "max_new_tokens": 12, "generate_kwargs": {
+                    "suppress_tokens": suppress_token_ids(AutoProcessor.from_pretrained(path))}}
+                notes.append(f"{name}: tiny random judge VLM (plumbing only, mostly unscorable)")
+            elif options.judge_model and options.judge_base_url:
+                config["judge"] = {"backend": "openai", "model": options.judge_model,
+                                   "base_url": options.judge_base_url}
+            elif options.judge_model:
+                config["judge"] = {"backend": "transformers", "model": options.judge_model}
+            else:
+                notes.append(f"{name} omitted: no judge (give --judge-model, with --judge-base-url for an endpoint)")
+                continue
+        available.append(name)
+    if not available:
+        return None, notes
+    config["terms"] = [{"name": name, "weight": 0.0} for name in available]
+    return build_reward(config), notes
+
+
+# ---------------------------------------------------------------------- task files
+#: benchmark field names (MagicBrush, CompBench, ...) -> the names the task loaders read
+FIELD_ALIASES = {
+    "image": ("source_img", "src_img", "input_img", "original_image", "original_img", "input"),
+    "target": ("target_img", "tgt_img", "edited_image", "edited_img", "output_img", "output"),
+    "instruction": ("edit_instruction", "instruction_text", "text"),
+}
+_LOADER_FIELDS = {
+    "image": ("image", "source_image", "source", "input_image", "image_path"),
+    "target": ("target", "target_image", "final_image", "output_image"),
+    "instruction": ("instruction", "complex_instruction", "prompt", "edit", "edit_prompt"),
+}
+
+
+def normalise_record(record: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """Map benchmark field names onto the loaders' (``source_img`` -> ``image``, ``target_img`` -> ``target``).
+
+    A missing ``id`` becomes ``img_id`` (plus ``-t<turn_index>`` for MagicBrush's multi-turn rows).
+    """
+    out = dict(record)
+    for field_name, aliases in FIELD_ALIASES.items():
+        if any(out.get(k) is not None for k in _LOADER_FIELDS[field_name]):
+            continue
+        for alias in aliases:
+            if out.get(alias) is not None:
+                out[field_name] = out.pop(alias)
+                break
+    if out.get("id") is None and out.get("img_id") is not None:
+        turn = out.get("turn_index")
+        out["id"] = f"{out['img_id']}" + (f"-t{turn}" if turn is not None else "")
+    if out.get("id") is not None:
+        out["id"] = str(out["id"])
+    return out
+
+
+def load_task_file(path: str) -> Any:
+    """Tasks from a JSONL file or a saved ``datasets`` folder with benchmark field names, else the loaders.
+
+    JSONL and ``datasets`` records go through :func:`normalise_record` (so MagicBrush / CompBench-shaped
+    files with ``source_img`` / ``target_img`` work); image folders use
+    :func:`mira_env.tasks.loaders.resolve_tasks`.
+    """
+    from mira_env.errors import TaskError
+    from mira_env.tasks.loaders import resolve_tasks, task_from_record
+    from mira_env.tasks.task import TaskList
+
+    location = Path(path)
+    if location.is_file() and location.suffix in (".jsonl", ".json"):
+        tasks = []
+        with location.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                where = f"{location.name}:{number}"
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise TaskError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
+                if not isinstance(record, dict):
+                    raise TaskError(f"{where}: expected a JSON object, got {describe(record)}")
+                tasks.append(task_from_record(normalise_record(record, number), where=where, root=str(location.parent),
+                                              default_id=f"{location.stem}-{number}"))
+        if not tasks:
+            raise TaskError(f"task file {str(location)!r} holds no records")
+        return TaskList(tasks)
+    if location.is_dir() and ((location / "dataset_info.json").is_file() or (location / "dataset_dict.json").is_file()):
+        import datasets
+
+        loaded = datasets.load_from_disk(str(location))
+        if isinstance(loaded, datasets.DatasetDict):
+            split = "test" if "test" in loaded else next(iter(loaded))
+            loaded = loaded[split]
+        tasks = [task_from_record(normalise_record(dict(row), index), where=f"{location.name}[{index}]",
+                                  root=str(location), default_id=f"{location.name}-{index}")
+                 for index, row in enumerate(loaded)]
+        return TaskList(tasks)
+    return resolve_tasks(str(location))
+
+
+# ---------------------------------------------------------------------- environments
+def shapes_noise(spec: str) -> float | None:
+    """``"shapes"`` -> 0.0, ``"shapes:0.2"`` -> 0.2; ``None`` for other editor specs."""
+    if spec == "shapes":
+        return 0.0
+    if spec.startswith("shapes:"):
+        try:
+            return float(spec[len("shapes:"):])
+        except ValueError:
+            raise ConfigError(f"editor spec {spec!r}: write shapes:<noise in [0, 1]>, e.g. shapes:0.2") from None
+    return None
+
+
+@dataclass
+class EvalSettings:
+    """What ``mira eval`` compares."""
+
+    agents: list[str] = field(default_factory=lambda: list(DEFAULT_AGENTS), metadata={"help": "Agent specs."})
+    editors: list[str] = field(default_factory=list, metadata={
+        "help": "Editor specs (shapes world: 'shapes', 'shapes:<noise>' or any editor; task file: any editor)."})
+    task_file: str | None = field(default=None, metadata={"help": "JSONL / folder / datasets task file."})
+    tasks: int | None = field(default=None, metadata={"help": "Number of tasks (first N)."})
+    split: str = field(default="test", metadata={"help": "Shapes-world split."})
+    group_size: int = field(default=1, metadata={"help": "Episodes per task and agent (same seeds)."})
+    groups_per_batch: int = field(default=4, metadata={"help": "Groups per batch."})
+    seed: int = field(default=0, metadata={"help": "Base seed."})
+    max_steps: int | None = field(default=None, metadata={"help": "Step budget."})
+    size: int = field(default=256, metadata={"help": "Observation size for task files."})
+    editor_options: dict = field(default_factory=dict, metadata={"help": "Keyword arguments for diffusers editors."})
+    vlm_options: dict = field(default_factory=dict, metadata={"help": "Keyword arguments for VLM agents."})
+    images: str = field(default="both", metadata={"help": "Images per episode."})
+    out: str = field(default="evals/eval", metadata={"help": "Output folder."})
+
+
+def _shapes_base(settings: EvalSettings, noise: float = 0.0) -> Any:
+    from mira_env.shapes.env import make_shapes_env
+
+    extra = {} if settings.max_steps is None else {"max_steps": settings.max_steps}
+    count = SHAPES_DEFAULT_TASKS if settings.tasks is None else settings.tasks
+    return make_shapes_env(split=settings.split, num_tasks=count, noise=noise, reward="oracle", seed=settings.seed,
+                           **extra)
+
+
+def build_env(settings: EvalSettings, editor_spec: str, metric_reward: Any, editor_options: Mapping[str, Any] | None = None
+              ) -> Any:
+    """One environment: ``editor_spec`` on the task set, rewards = (shapes oracle +) metrics."""
+    options = dict(settings.editor_options if editor_options is None else editor_options)
+    from mira_env.editors import make_editor
+    from mira_env.env import EditEnv
+
+    if settings.task_file is None:
+        noise = shapes_noise(editor_spec)
+        base = _shapes_base(settings, noise or 0.0)
+        reward = MergedReward(base.reward_fn, metric_reward)
+        editor = base.editor if noise is not None else make_editor(editor_spec, **options)
+        return EditEnv(editor=editor, tasks=base.tasks, reward=reward, config=base.config)
+    if shapes_noise(editor_spec) is not None:
+        raise ConfigError(f"editor {editor_spec!r} edits shapes-world scenes only; with --task-file use identity, "
+                          f"a diffusers preset, a hub id or a local path")
+    extra = {} if settings.max_steps is None else {"max_steps": settings.max_steps}
+    options = {} if editor_spec == "identity" else options
+    return EditEnv(editor=make_editor(editor_spec, **options), tasks=load_task_file(settings.task_file),
+                   reward=metric_reward, height=settings.size, width=settings.size, **extra)
+
+
+# ---------------------------------------------------------------------- the table
+def metric_rows(records_by_editor: Mapping[str, Sequence[Mapping[str, Any]]], agents: Sequence[str]) -> list[dict]:
+    """One row per (agent, editor): success, mean of every metric component, steps, counts."""
+    from agents.report import summarize
+
+    rows = []
+    for editor, records in records_by_editor.items():
+        summaries = {row["name"]: row for row in summarize(records)}
+        for agent in agents:
+            if agent not in summaries:
+                continue
+            summary = summaries[agent]
+            row: dict[str, Any] = {"agent": agent, "editor": editor}
+            for key, value in summary.items():
+                if key == "name":
+                    continue
+                row[key[len("mean_"):] if key.startswith("mean_") and key not in ("mean_steps", "mean_edits",
+                                                                                  "mean_reward", "mean_return")
+                    else key] = value
+            rows.append(row)
+    return rows
+
+
+def table_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The table's columns: known ones in order, then other metric components; empty ones dropped."""
+    known = [c for c in TABLE_COLUMNS if c in ("agent", "editor") or any(row.get(c) is not None for row in rows)]
+    skip = set(TABLE_COLUMNS) | {"reward", "mean_reward", "mean_return", "unscored"}
+    extra = sorted({k for row in rows for k in row if k not in skip and row.get(k) is not None})
+    return known + extra
+
+
+def write_tables(out: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str], notes: Sequence[str]) -> None:
+    from agents.rollout import to_jsonable
+
+    with (out / "metrics.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: ("" if row.get(c) is None else row.get(c)) for c in columns})
+    (out / "metrics.json").write_text(json.dumps(to_jsonable({"columns": list(columns), "rows": list(rows),
+                                                              "notes": list(notes)}), indent=1), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--agents", action="append", default=None, metavar="SPECS",
+                        help="comma-separated agent specs (repeatable); default: " + ",".join(DEFAULT_AGENTS)
+                        + ". Forms: " + ", ".join(SPEC_FORMS))
+    parser.add_argument("--editors", action="append", default=None, metavar="SPECS",
+                        help="comma-separated editor specs; default: shapes (shapes world) / identity (task file). "
+                             "Shapes world: shapes, shapes:<noise>; any: identity, a diffusers preset, hub id, path")
+    parser.add_argument("--task-file", default=None, help="JSONL file (MagicBrush / CompBench shaped: source image, "
+                        "instruction, optional target), image folder or saved datasets folder; default: shapes world")
+    parser.add_argument("--tasks", type=int, default=None,
+                        help=f"number of tasks (shapes default {SHAPES_DEFAULT_TASKS}; task file: first N, default all)")
+    parser.add_argument("--split", default="test", help="shapes-world split (default test)")
+    parser.add_argument("--group-size", type=int, default=1, help="episodes per task and agent (default 1)")
+    parser.add_argument("--groups-per-batch", type=int, default=4, help="groups per batch (default 4)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--size", type=int, default=256, help="observation size for task files (default 256)")
+    parser.add_argument("--metrics", default=None,
+                        help="comma-separated metric terms (default: " + ",".join(DEFAULT_METRICS)
+                        + ", each when its model is configured)")
+    parser.add_argument("--reward-config", default=None, help="YAML reward config whose components are logged")
+    parser.add_argument("--device", default="auto", help="device of the metric models")
+    parser.add_argument("--clip-model", default="ViT-B-32")
+    parser.add_argument("--clip-pretrained", default=None, help="open_clip pretrained tag / checkpoint (enables CLIP)")
+    parser.add_argument("--lpips-net", default="alex", choices=("alex", "vgg", "squeeze"))
+    parser.add_argument("--lpips-torch-home", default=None, help="TORCH_HOME with the LPIPS backbone (enables LPIPS)")
+    parser.add_argument("--judge-model", default=None, help="judge VLM hub id / path, or endpoint model name")
+    parser.add_argument("--judge-base-url", default=None, help="OpenAI-compatible judge endpoint")
+    parser.add_argument("--tiny-vlm", action="store_true", help="add a tiny random offline VLM agent (vlm:tiny)")
+    parser.add_argument("--tiny-editor", action="store_true",
+                        help="add a tiny random offline InstructPix2Pix editor (plumbing only)")
+    parser.add_argument("--tiny-reward-models", action="store_true", help="tiny random offline CLIP and LPIPS")
+    parser.add_argument("--tiny-judge", action="store_true", help="a tiny random offline judge VLM")
+    parser.add_argument("--editor-option", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--vlm-option", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--images", default="both", choices=["steps", "strip", "both", "none"])
+    parser.add_argument("--out", default=None, help="output folder (default evals/<timestamp>)")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def tiny_editor_path() -> str:
+    """Build (once) the tiny InstructPix2Pix pipeline and return its folder."""
+    from mira_env.tiny.pipelines import build_tiny_pipeline
+    from mira_env.tiny.vlm import default_path
+
+    path = default_path().parent / "instruct-pix2pix-seed0"
+    if not (path / "model_index.json").is_file():
+        build_tiny_pipeline("instruct-pix2pix", path, seed=0)
+    return str(path)
+
+
+def settings_from_args(args: argparse.Namespace) -> tuple[EvalSettings, MetricOptions, dict[str, tuple[str, dict]]]:
+    """Settings, metric options and ``{editor label: (editor spec, editor options)}``."""
+    for flag, value in (("--tasks", args.tasks), ("--max-steps", args.max_steps)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} {describe(value)} must be a positive int")
+    agents = split_specs(args.agents) if args.agents else list(DEFAULT_AGENTS)
+    if args.tiny_vlm and "vlm:tiny" not in agents:
+        agents.append("vlm:tiny")
+    default_editor = "shapes" if args.task_file is None else "identity"
+    editor_options = parse_options(args.editor_option, "editor")
+    editors = {spec: (spec, editor_options) for spec in (split_specs(args.editors) if args.editors else [default_editor])}
+    if args.tiny_editor:  # random weights: 2 denoising steps are as good as 20
+        editors["tiny-instruct-pix2pix"] = (tiny_editor_path(), {"num_inference_steps": 2, **editor_options})
+    settings = EvalSettings(agents=agents, editors=[spec for spec, _ in editors.values()], task_file=args.task_file, tasks=args.tasks,
+                            split=args.split, group_size=args.group_size, groups_per_batch=args.groups_per_batch,
+                            seed=args.seed, max_steps=args.max_steps, size=args.size,
+                            editor_options=editor_options,
+                            vlm_options=parse_options(args.vlm_option, "vlm"), images=args.images,
+                            out=args.out or str(Path("evals") / time.strftime("eval-%Y%m%d-%H%M%S")))
+    metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
+    options = MetricOptions(metrics=metrics, reward_config=args.reward_config, device=args.device,
+                            clip_model=args.clip_model, clip_pretrained=args.clip_pretrained, lpips_net=args.lpips_net,
+                            lpips_torch_home=args.lpips_torch_home, judge_model=args.judge_model,
+                            judge_base_url=args.judge_base_url, tiny=args.tiny_reward_models,
+                            tiny_judge=args.tiny_judge)
+    return settings, options, editors
+
+
+def evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[str, tuple[str, dict]],
+             progress: bool = True
+             ) -> tuple[Path, list[dict], list[str], list[str], Path]:
+    """Run the comparison; returns (out, rows, columns, notes, report path)."""
+    from agents.report import write_comparison_report, write_run_report, write_task_index
+    from agents.rollout import EpisodeStore, RolloutConfig, plan_groups, run_agents, slug
+    from mira_env.vector import BatchedEditEnv
+
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = RolloutConfig(group_size=settings.group_size, groups_per_batch=settings.groups_per_batch,
+                           seed=settings.seed, images=settings.images, progress=progress)
+    metric_reward, notes = build_metric_reward(options)
+    agents = make_agents(settings.agents, seed=settings.seed, vlm_options=settings.vlm_options)
+    records_by_editor: dict[str, list[dict]] = {}
+    columns_for_report: dict[str, tuple[Path, list[dict]]] = {}
+    for label, (spec, editor_options) in editors.items():
+        env = build_env(settings, spec, metric_reward, editor_options)
+        venv = BatchedEditEnv(config.num_envs, env_fn=lambda: env)
+        count = len(venv.tasks) if settings.tasks is None else min(settings.tasks, len(venv.tasks))
+        indices = list(range(count))
+        tasks = [venv.tasks[i] for i in indices]
+        write_task_index(out, tasks, size=(venv.config.height, venv.config.width))
+        run_dir = out / "editors" / slug(label)
+        store = EpisodeStore(run_dir)
+        write_task_index(run_dir, tasks, size=(venv.config.height, venv.config.width))
+        jobs = plan_groups(venv.tasks, config, indices)
+        for name, agent in agents.items():
+            try:
+                run_agents(venv, {name: agent}, jobs, config, store, desc=f"{name} x {label}")
+            except (MiraError, ValueError) as exc:
+                notes.append(f"{name} x {label} stopped: {type(exc).__name__}: {exc}")
+        task_ids = {task.id for task in tasks}
+        records = [r for r in store.records() if r["agent"] in agents and r["task_id"] in task_ids]
+        records_by_editor[label] = records
+        write_run_report(run_dir, records, title=f"mira eval: {label}")
+        for name in agents:
+            mine = [r for r in records if r["agent"] == name]
+            if mine:
+                column = name if len(editors) == 1 else f"{name} @ {label}"
+                columns_for_report[column] = (run_dir, mine)
+        venv.close()
+    rows = metric_rows(records_by_editor, list(agents))
+    columns = table_columns(rows)
+    write_tables(out, rows, columns, notes)
+    world = "shapes world" if settings.task_file is None else settings.task_file
+    report = write_comparison_report(out / "report.html", columns_for_report, rows, columns, task_index_dir=out,
+                                     title=f"mira eval on {world}", notes=notes)
+    return out, rows, columns, notes, report
+
+
+def main(args: argparse.Namespace) -> int:
+    from agents.report import format_table
+
+    try:
+        settings, options, editors = settings_from_args(args)
+        out, rows, columns, notes, report = evaluate(settings, options, editors, progress=not args.no_progress)
+    except MiraError as exc:
+        print(f"mira eval: error: {exc}", file=sys.stderr)
+        return 2
+    print(format_table(rows, columns))
+    for note in notes:
+        print(f"note: {note}")
+    print(f"metrics: {out / 'metrics.csv'} {out / 'metrics.json'}")
+    print(f"report:  {report}")
+    return 0

@@ -1,0 +1,178 @@
+"""``mira eval``: agents x editors x task set -> metrics table (CSV, JSON) and a side-by-side report."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from agents.commands.evaluate import (MergedReward, build_metric_reward, load_task_file, normalise_record,
+                                      settings_from_args, shapes_noise)
+from agents.rollout import EPISODES_FILE
+from mira_env import RewardOutput
+from train.cli import build_parser, main as mira
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_eval_compares_oracle_one_shot_random_and_a_tiny_vlm_on_the_shapes_world(tmp_path, tiny_vlm_paths, capsys):
+    vlm = f"vlm:{tiny_vlm_paths['qwen2_5_vl']}"
+    out = tmp_path / "eval"
+    assert mira(["eval", "--agents", f"oracle,one-shot,random,{vlm}", "--tasks", "3", "--out", str(out),
+                 "--vlm-option", "max_new_tokens=6", "--no-progress"]) == 0
+    stdout = capsys.readouterr().out
+    rows = read_csv(out / "metrics.csv")
+    assert [row["agent"] for row in rows] == ["oracle", "one-shot", "random", vlm]
+    assert {row["editor"] for row in rows} == {"shapes"}
+    assert list(rows[0])[:5] == ["agent", "editor", "episodes", "success_rate", "oracle"]
+    assert "l1" in rows[0] and "clip_t" not in rows[0]
+    records = [json.loads(line) for line in (out / "editors" / "shapes" / EPISODES_FILE).read_text().splitlines()]
+    for row in rows:
+        mine = [r for r in records if r["agent"] == row["agent"]]
+        assert int(row["episodes"]) == len(mine) == 3
+        assert float(row["success_rate"]) == pytest.approx(np.mean([r["success"] for r in mine]))
+        assert float(row["oracle"]) == pytest.approx(np.mean([r["final_components"]["oracle"] for r in mine]))
+        assert float(row["l1"]) == pytest.approx(np.mean([r["final_components"]["l1"] for r in mine]))
+    assert float(rows[0]["success_rate"]) == 1.0
+    # the tiny VLM's random answers are recorded raw, whatever they parse to
+    vlm_steps = [s for r in records if r["agent"] == vlm for s in r["steps"]]
+    assert all(isinstance(s["raw_output"], str) for s in vlm_steps)
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["columns"] == list(rows[0]) and len(data["rows"]) == 4
+    assert "clip_t omitted: no CLIP weights (give --clip-pretrained <tag or checkpoint>, or --tiny-reward-models " \
+           "for a plumbing run)" in data["notes"]
+    assert "note: lpips omitted" in stdout and stdout.splitlines()[0].split()[:3] == ["agent", "editor", "episodes"]
+    report = (out / "report.html").read_text(encoding="utf-8")
+    # per task: source, target, and one final image per agent, side by side
+    assert report.count("<img") == 3 * (2 + 4)
+    assert report.count(f"<b>{vlm}</b>") == 3
+    assert (out / "editors" / "shapes" / "report.html").is_file()
+
+
+def write_magicbrush(folder: Path, count: int = 2) -> Path:
+    """A MagicBrush-shaped JSONL: img_id, turn_index, source_img, instruction, target_img."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for index in range(count):
+        for name in ("source", "target"):
+            Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / f"{index}_{name}.png")
+        lines.append(json.dumps({"img_id": 100 + index, "turn_index": 1, "source_img": f"{index}_source.png",
+                                 "instruction": f"put a hat on person {index}", "target_img": f"{index}_target.png"}))
+    path = folder / "magicbrush.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_magicbrush_shaped_file_loads_with_source_target_and_ids(tmp_path):
+    tasks = load_task_file(str(write_magicbrush(tmp_path)))
+    assert [t.id for t in tasks] == ["100-t1", "101-t1"]
+    assert tasks[0].instruction == "put a hat on person 0"
+    assert tasks[1].load_target().size == (48, 40)
+    assert np.array_equal(np.asarray(tasks[0].load_source()), np.asarray(Image.open(tmp_path / "0_source.png")))
+
+
+def test_a_datasets_folder_with_benchmark_columns_loads(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    rng = np.random.default_rng(1)
+    images = [Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)) for _ in range(2)]
+    table = datasets.Dataset.from_dict({"img_id": ["a", "b"], "source_img": images, "target_img": images[::-1],
+                                        "instruction": ["x", "y"]},
+                                       features=datasets.Features({"img_id": datasets.Value("string"),
+                                                                   "source_img": datasets.Image(),
+                                                                   "target_img": datasets.Image(),
+                                                                   "instruction": datasets.Value("string")}))
+    table.save_to_disk(str(tmp_path / "ds"))
+    tasks = load_task_file(str(tmp_path / "ds"))
+    assert [t.id for t in tasks] == ["a", "b"]
+    assert np.array_equal(np.asarray(tasks[0].load_target()), np.asarray(images[1]))
+
+
+def test_eval_on_a_task_file_with_tiny_metric_models_and_two_editors(tmp_path, capsys):
+    path = write_magicbrush(tmp_path)
+    out = tmp_path / "eval"
+    assert mira(["eval", "--task-file", str(path), "--editors", "identity", "--tiny-editor", "--agents", "one-shot",
+                 "--size", "32", "--metrics", "clip_t,clip_i,lpips,l1", "--tiny-reward-models", "--out", str(out),
+                 "--no-progress"]) == 0
+    rows = read_csv(out / "metrics.csv")
+    assert [(row["agent"], row["editor"]) for row in rows] == [("one-shot", "identity"),
+                                                                ("one-shot", "tiny-instruct-pix2pix")]
+    identity, tiny = rows
+    for row in rows:
+        for metric in ("clip_t", "clip_i", "lpips", "l1"):
+            assert row[metric] != "" and np.isfinite(float(row[metric]))
+        assert "success_rate" not in row and "oracle" not in row  # unknown outside the shapes world
+    # the identity editor changes nothing: no pixel distance to the source; a random diffusion model does
+    assert float(identity["l1"]) == 0.0 < float(tiny["l1"])
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert report.count("<b>one-shot @ identity</b>") == 2 and report.count("<b>one-shot @ tiny-instruct-pix2pix</b>") == 2
+    assert report.count("<img") == 2 * (2 + 2)  # source, target, two columns
+    assert "note: clip_t: tiny random CLIP (plumbing only, not a real score)" in capsys.readouterr().out
+
+
+def test_merged_reward_keeps_the_primary_total_and_adds_metric_components():
+    class Fixed:
+        def __init__(self, total, components, errors=None):
+            self.output = RewardOutput(total, components, errors or {})
+
+        def score(self, items):
+            return [self.output for _ in items]
+
+    merged = MergedReward(Fixed(0.5, {"oracle": 0.5, "success": 0.0}), Fixed(0.0, {"l1": 0.1}, {"clip_t": "no"}))
+    (output,) = merged.score([object()])
+    assert output.total == 0.5 and dict(output.components) == {"l1": 0.1, "oracle": 0.5, "success": 0.0}
+    assert dict(output.errors) == {"clip_t": "no"}
+    (alone,) = MergedReward(None, Fixed(0.0, {"l1": 0.2})).score([object()])
+    assert alone.total == 0.0 and dict(alone.components) == {"l1": 0.2}
+
+
+def test_default_metrics_without_models_are_l1_only_with_notes():
+    reward, notes = build_metric_reward(None)
+    assert reward.names == ["l1"]
+    assert notes[0] == "judge_sc omitted: no judge (give --judge-model, with --judge-base-url for an endpoint)"
+    assert len(notes) == 6
+
+
+def test_settings_from_flags():
+    parser = build_parser()
+    known, _ = parser.parse_known_args(["eval"])
+    import argparse
+
+    from agents.commands import evaluate
+
+    sub = argparse.ArgumentParser()
+    evaluate.add_arguments(sub)
+    args = sub.parse_args(["--tiny-vlm", "--agents", "oracle", "--editors", "shapes,shapes:0.3",
+                           "--editor-option", "num_inference_steps=4"])
+    settings, options, editors = settings_from_args(args)
+    assert settings.agents == ["oracle", "vlm:tiny"]
+    assert editors == {"shapes": ("shapes", {"num_inference_steps": 4}),
+                       "shapes:0.3": ("shapes:0.3", {"num_inference_steps": 4})}
+    assert shapes_noise("shapes:0.3") == 0.3 and shapes_noise("identity") is None
+    assert known.command == "eval" and options.metrics is None
+
+
+def test_normalise_record_keeps_loader_names_first():
+    record = normalise_record({"image": "a.png", "source_img": "b.png", "instruction": "x", "img_id": 3}, 0)
+    assert record["image"] == "a.png" and record["source_img"] == "b.png" and record["id"] == "3"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--metrics", "clip_t,sharpness"], "unknown metric(s) ['sharpness']; known terms: "),
+    (["--editors", "shapes:lots"], "editor spec 'shapes:lots': write shapes:<noise in [0, 1]>, e.g. shapes:0.2"),
+    (["--task-file", "{tasks}", "--editors", "shapes"], "editor 'shapes' edits shapes-world scenes only; with "
+                                                        "--task-file use identity, a diffusers preset, a hub id or a "
+                                                        "local path"),
+    (["--tasks", "-1"], "--tasks -1 (type int) must be a positive int"),
+])
+def test_bad_eval_arguments_are_named(tmp_path, capsys, argv, message):
+    path = write_magicbrush(tmp_path, 1)
+    argv = [a.replace("{tasks}", str(path)) for a in argv]
+    assert mira(["eval", "--out", str(tmp_path / "e"), "--no-progress", "--agents", "one-shot", *argv]) == 2
+    assert capsys.readouterr().err.strip().startswith(f"mira eval: error: {message}")
