@@ -54,8 +54,9 @@ class GRPOEnvArguments:
         "help": "Shapes-world editor noise: probability that an edit fails like a diffusion editor would."})
     resolution: int = field(default=64, metadata={"help": "Image resolution of the environment (pixels)."})
     reward: str = field(default="oracle", metadata={
-        "help": "'oracle' (the shapes-world oracle reward) or 'composite' (rewards.CompositeReward of "
-                "--reward_terms / --reward_weights)."})
+        "help": "'oracle' (the shapes-world oracle reward, shapes tasks only), 'composite' "
+                "(rewards.build_reward of --reward_terms / --reward_weights) or the path of a reward YAML file "
+                "(a rewards.RewardConfig: terms, weights, normalization, model settings)."})
     reward_terms: list[str] = field(default_factory=lambda: ["oracle", "format", "step_cost"], metadata={
         "help": "Reward terms of the composite reward (names of the rewards registry)."})
     reward_weights: list[float] | None = field(default=None, metadata={
@@ -71,8 +72,11 @@ class GRPOEnvArguments:
     def __post_init__(self) -> None:
         if self.num_tasks < 1:
             raise ConfigError(f"num_tasks={self.num_tasks} must be >= 1")
-        if self.reward not in ("oracle", "composite"):
-            raise ConfigError(f"reward={describe(self.reward)} must be 'oracle' or 'composite'")
+        if self.reward not in ("oracle", "composite") and not Path(self.reward).is_file():
+            raise ConfigError(f"reward={describe(self.reward)} must be 'oracle', 'composite' or the path of an "
+                              "existing reward YAML file")
+        if not self.reward_terms:
+            raise ConfigError("reward_terms is empty: name at least one term of the rewards registry")
         if self.reward == "oracle" and self.tasks != "shapes":
             raise ConfigError("reward='oracle' needs the shapes world (tasks='shapes'); for other tasks use "
                               "reward='composite' with --reward_terms")
@@ -120,16 +124,22 @@ def resolve(args: argparse.Namespace | dict | None = None, yaml_path: str | None
 
 # ---------------------------------------------------------------------------------------------- environment
 def build_reward(env_args: GRPOEnvArguments):
-    """The reward function the environment scores episodes with (``None`` for the shapes oracle default)."""
+    """The reward function the environment scores episodes with.
+
+    ``'oracle'`` -> the string ``"oracle"`` (``make_shapes_env`` builds the shapes-world oracle reward);
+    ``'composite'`` -> ``rewards.build_reward({"terms": reward_terms, "weights": reward_weights})``; a YAML
+    path -> ``rewards.build_reward(path)``. Every component of the result is logged as ``reward/<name>``.
+    """
     if env_args.reward == "oracle":
         return "oracle"
     import rewards
 
-    make = getattr(rewards, "make_reward", None) or getattr(rewards, "build_composite", None)
-    if make is None:
-        raise ConfigError("the rewards package has no composite builder (rewards.make_reward); "
-                          "use reward='oracle' on the shapes world")
-    return make(env_args.reward_terms, env_args.reward_weights)
+    if env_args.reward == "composite":
+        config: dict[str, Any] = {"terms": list(env_args.reward_terms)}
+        if env_args.reward_weights is not None:
+            config["weights"] = [float(w) for w in env_args.reward_weights]
+        return rewards.build_reward(config)
+    return rewards.build_reward(Path(env_args.reward))
 
 
 def build_env(env_args: GRPOEnvArguments, max_steps: int):

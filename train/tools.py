@@ -24,7 +24,7 @@ from typing import Any
 
 from PIL import Image
 
-from agents.prompt import STOP, parse_action
+from agents.prompt import STOP, format_action, parse_action
 from mira_env.env import EditEnv
 from mira_env.reward_api import RewardInput, RewardOutput
 
@@ -110,6 +110,12 @@ class EditingToolEnv:
         if self.finished or env._done:  # noqa: SLF001 - the budget is the env's
             raise RuntimeError(f"the edit budget of {env.config.max_steps} edits is used up; answer <STOP>")
         obs, reward, terminated, truncated, info = env.step(str(instruction))
+        # TRL parsed this call out of the answer "<edit>X</edit>": record that answer as the raw action, so
+        # format-type reward terms score what the policy wrote, not the bare instruction. The terminal
+        # reward reads raw_actions at the end of the episode (a step that ends it is rescored in _finish).
+        # (An edit that uses up the budget is scored inside env.step, before this rewrite.)
+        if env._raw_actions and str(instruction).strip():  # noqa: SLF001 - EditEnv takes no raw answer text
+            env._raw_actions[-1] = format_action(str(instruction))  # noqa: SLF001
         self._last_info = info
         self.steps.append({"instruction": info["instruction"], "valid": info["valid_action"],
                            "editor_error": info["editor_error"]})

@@ -1,9 +1,18 @@
 """`mira train grpo` on CPU with a tiny offline Qwen2.5-VL (SFT'd to answer <edit>, then <STOP>).
 
-The central test PROVES the multi-turn image path with a forward pre-hook on the real model: every
-image the editor produced is (a) in the model inputs of a generation forward that ran AFTER that edit
-(the policy's next turn) and (b) in the inputs of the loss forward (grad enabled), with exactly as
-many image tokens as the images need.
+The central test PROVES the multi-turn image path with forward pre-hooks on the real model:
+
+- on the vision tower (``model.model.visual``): every image is encoded there, both at generation
+  (transformers 5 ``generate`` encodes the images up front and its decoding forwards receive
+  ``mm_encoder_outputs``, never ``pixel_values``: a hook on the top-level forward sees no generation
+  images) and in the loss forward. Every image the editor produced is encoded under ``no_grad`` after
+  that edit (the policy's next turn) and under grad (the loss);
+- on the top-level forward (the loss forward, grad enabled): the ``pixel_values`` hold every editor output
+  with exactly as many ``<|image_pad|>`` tokens as the images' grids need.
+
+Why it used to fail: the byte-level tiny tokenizer makes the tool prompt ~1040 tokens, and TRL drops
+the tool results of any sequence that reaches ``max_position_embeddings`` (1024 in the tiny build), so no
+editor image ever reached the next turn or the loss. ``_grpo`` raises the limit.
 """
 
 from __future__ import annotations
@@ -43,9 +52,14 @@ def _grpo(policy_dir, output_dir, editor, *, max_steps, resume=None, hook=None):
                   height=48, width=48)
     dataset = build_dataset(env, num_rows=4, system_prompt="")
     model = AutoModelForImageTextToText.from_pretrained(policy_dir)
+    # The byte-level tiny tokenizer makes the tool prompt ~1040 tokens; TRL drops every tool result of a
+    # sequence that reaches max_position_embeddings (1024 in the tiny build), so give the context room.
+    model.config.text_config.max_position_embeddings = 8192
     processor = AutoProcessor.from_pretrained(policy_dir)
     if hook is not None:
-        model.register_forward_pre_hook(hook, with_kwargs=True)
+        top, visual = hook
+        model.register_forward_pre_hook(top, with_kwargs=True)
+        model.model.visual.register_forward_pre_hook(visual, with_kwargs=True)
     model_args, env_args, config = resolve({
         "model": str(policy_dir), "output_dir": str(output_dir), "max_steps": max_steps, "num_generations": 4,
         "per_device_train_batch_size": 4, "max_tool_calling_iterations": 2, "max_completion_length": 1024,
@@ -67,38 +81,47 @@ def grpo_run(sft_run, tmp_path_factory):
     editor = StampEditor()
     events = []
 
-    def hook(module, args, kwargs):
+    def top(module, args, kwargs):  # the model's forward: records the loss forward's inputs
         if kwargs.get("pixel_values") is not None:
-            events.append({"grad": torch.is_grad_enabled(), "pixel_values": kwargs["pixel_values"].detach().clone(),
+            events.append({"where": "forward", "grad": torch.is_grad_enabled(),
+                           "pixel_values": kwargs["pixel_values"].detach().clone(),
                            "input_ids": kwargs["input_ids"].detach().clone(),
                            "grid": kwargs["image_grid_thw"].detach().clone(), "edits_done": len(editor.outputs)})
 
+    def visual(module, args, kwargs):  # the vision tower: every image encoding, generation and loss alike
+        pixels = args[0] if args else kwargs["hidden_states"]
+        events.append({"where": "visual", "grad": torch.is_grad_enabled(), "pixel_values": pixels.detach().clone(),
+                       "grid": kwargs["grid_thw"].detach().clone(), "edits_done": len(editor.outputs)})
+
+    hook = (top, visual)
     out = tmp_path_factory.mktemp("grpo")
     result, before = _grpo(sft.output_dir, out, editor, max_steps=1, hook=hook)
     return result, before, editor, events, out
 
 
-@pytest.mark.xfail(reason="NOT YET PROVEN: the 60-step SFT'd tiny policy emits unclosed '<edit>...' answers that run to "
-                          "max_completion_length, so TRL rolls the tool results back as overlong and the forward "
-                          "hook sees no tool image in the loss; also no generation-time forward was recorded",
-                   strict=False)
 def test_editor_images_reach_the_next_turn_and_the_loss(grpo_run):
     result, _, editor, events, _ = grpo_run
     processor = result.trainer.processing_class
     assert editor.outputs, "the policy never called the edit tool"
-    generation = [e for e in events if not e["grad"]]
-    loss = [e for e in events if e["grad"]]
-    assert generation and loss, [(e["grad"], e["edits_done"], tuple(e["pixel_values"].shape)) for e in events]
+    generation = [e for e in events if e["where"] == "visual" and not e["grad"]]
+    loss_visual = [e for e in events if e["where"] == "visual" and e["grad"]]
+    loss = [e for e in events if e["where"] == "forward" and e["grad"]]
+    assert generation and loss and loss_visual, [(e["where"], e["grad"], e["edits_done"]) for e in events]
     for index, image in enumerate(editor.outputs):
+        # the processor's encoding of the editor's output image, row for row
         pixels = processor.image_processor(images=[image], return_tensors="pt")["pixel_values"]
         assert any(e["edits_done"] > index and _contains(e["pixel_values"], pixels) for e in generation), \
             f"editor output {index} was never shown to the policy at a later turn"
         assert any(_contains(e["pixel_values"], pixels) for e in loss), f"editor output {index} is not in the loss"
+        assert any(_contains(e["pixel_values"], pixels) for e in loss_visual), \
+            f"editor output {index} is not encoded by the vision tower in the loss forward"
     image_token = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
     merge = processor.image_processor.merge_size ** 2
     for event in loss:  # no image was dropped: tokens match the images' grids, prompts + every tool image
         assert int((event["input_ids"] == image_token).sum()) == int(event["grid"].prod(-1).sum()) // merge
     assert sum(e["grid"].shape[0] for e in loss) == 2 * 4 + len(editor.outputs)
+    # the turn after an edit saw the edited image: some generation encoded more images than the prompts' 2 each
+    assert max(e["grid"].shape[0] for e in generation) > 2 * 4
 
 
 def test_rewards_components_and_episode_stats_are_logged(grpo_run):
