@@ -260,8 +260,13 @@ SUMMARY_COLUMNS = ("name", "episodes", "success_rate", "mean_reward", "mean_orac
 
 
 def write_run_report(run_dir: str | os.PathLike, records: Sequence[Mapping[str, Any]], *, title: str = "mira run",
-                     notes: Sequence[str] = (), path: str | os.PathLike | None = None) -> Path:
-    """Write ``report.html`` (or ``path``) for ``records`` of the run folder ``run_dir``; returns its path."""
+                     notes: Sequence[str] = (), path: str | os.PathLike | None = None,
+                     max_episodes_per_agent: int | None = 100) -> Path:
+    """Write ``report.html`` (or ``path``) for ``records`` of the run folder ``run_dir``; returns its path.
+
+    The summary table covers every record; the episode cards are limited to the first
+    ``max_episodes_per_agent`` episodes of each agent (``None``: all) to keep the file small, with a note.
+    """
     base = Path(run_dir)
     tasks = read_task_index(base)
     rows = summarize(records)
@@ -273,11 +278,18 @@ def write_run_report(run_dir: str | os.PathLike, records: Sequence[Mapping[str, 
     agent_order = {name: i for i, name in enumerate(dict.fromkeys(str(r["agent"]) for r in records))}
     ordered = sorted(records, key=lambda r: (agent_order[str(r["agent"])], int(r.get("task_index", 0) or 0), str(r["task_id"]),
                                              int(r["group_index"]), int(r["member_index"])))
-    current = None
+    current, shown = None, 0
     for record in ordered:
         if record["agent"] != current:
-            current = record["agent"]
+            current, shown = record["agent"], 0
             body.append(f"<h2>{html.escape(str(current))}</h2>")
+            total = sum(1 for r in records if r["agent"] == current)
+            if max_episodes_per_agent is not None and total > max_episodes_per_agent:
+                body.append(f'<p class="note">showing the first {max_episodes_per_agent} of {total} episodes; '
+                            f"every episode is in episodes.jsonl and strips/</p>")
+        shown += 1
+        if max_episodes_per_agent is not None and shown > max_episodes_per_agent:
+            continue
         body.append(episode_html(base, record, tasks.get(str(record["task_id"]))))
     target = Path(path) if path is not None else base / REPORT_FILE
     target.write_text(_page(title, "".join(body)), encoding="utf-8")
@@ -287,12 +299,12 @@ def write_run_report(run_dir: str | os.PathLike, records: Sequence[Mapping[str, 
 def write_comparison_report(path: str | os.PathLike, columns: Mapping[str, tuple[Path, Sequence[Mapping[str, Any]]]],
                             metrics_rows: Sequence[Mapping[str, Any]], metric_columns: Sequence[str], *,
                             task_index_dir: str | os.PathLike, title: str = "mira eval",
-                            notes: Sequence[str] = ()) -> Path:
+                            notes: Sequence[str] = (), max_tasks: int | None = 100) -> Path:
     """Agents (x editors) side by side on the same tasks.
 
     ``columns`` maps a column label to ``(run_dir, records)``; for every task the first member of
     group 0 of each column is shown (its final image and final metrics), after the task's source
-    and target from the task index in ``task_index_dir``.
+    and target from the task index in ``task_index_dir``; at most ``max_tasks`` tasks (``None``: all).
     """
     tasks = read_task_index(task_index_dir)
     body = [_table_html(metrics_rows, metric_columns)]
@@ -305,6 +317,10 @@ def write_comparison_report(path: str | os.PathLike, columns: Mapping[str, tuple
             if task_id not in order:
                 order.append(task_id)
             by_task.setdefault(task_id, {}).setdefault(label, (Path(run_dir), record))
+    if max_tasks is not None and len(order) > max_tasks:
+        body.append(f'<p class="note">showing the first {max_tasks} of {len(order)} tasks; the metrics table '
+                    f"covers all of them</p>")
+        order = order[:max_tasks]
     for task_id in order:
         task = tasks.get(task_id, {})
         base = Path(task_index_dir)

@@ -120,7 +120,8 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
 def check_resume(out: Path, settings: RunSettings) -> None:
     """Refuse to mix a run folder with episodes of different settings; write ``run.json`` otherwise."""
     path = out / RUN_FILE
-    if path.is_file():
+    episodes = out / "episodes.jsonl"
+    if path.is_file() and episodes.is_file() and episodes.stat().st_size > 0:
         saved = json.loads(path.read_text(encoding="utf-8"))
         before = {key: saved.get(key) for key in RESUME_KEYS}
         now = settings.resume_view()

@@ -134,3 +134,12 @@ def test_the_default_mira_run_report_renders_every_image_in_headless_chromium(tm
     assert ok == total
     # shapes are saturated colours on plain backgrounds: a rendered page is far from grey
     assert colourful_fraction(pixels) > 0.01
+
+
+def test_long_runs_show_a_limited_number_of_episode_cards_with_a_note(tmp_path):
+    run, records = small_run(tmp_path)
+    text = write_run_report(run, records, max_episodes_per_agent=1).read_text(encoding="utf-8")
+    assert text.count('class="episode"') == 1
+    assert "showing the first 1 of 4 episodes; every episode is in episodes.jsonl and strips/" in text
+    full = write_run_report(run, records, max_episodes_per_agent=None).read_text(encoding="utf-8")
+    assert full.count('class="episode"') == 4

@@ -124,3 +124,14 @@ def test_a_task_file_with_a_real_editor_runs_one_shot(tmp_path):
     assert record["steps"][0]["instruction"] == "add a hat" and record["success"] is None
     index = json.loads((out / "tasks.json").read_text())
     assert Image.open(out / index["mb-1"]["target"]).size == (32, 32)
+
+
+def test_a_run_that_failed_before_any_episode_can_be_rerun_with_other_settings(tmp_path, capsys):
+    Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "t.jsonl").write_text(json.dumps({"id": "a", "instruction": "x", "image": "a.png"}) + "\n")
+    base = ["run", "--task-file", str(tmp_path / "t.jsonl"), "--editor", "identity", "--agents", "one-shot",
+            "--group-size", "1", "--out", str(tmp_path / "r"), "--no-progress"]
+    assert mira(base + ["--size", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "mira run: error: height=0 (type int) must be a positive int"
+    assert mira(base + ["--size", "16"]) == 0
+    assert len((tmp_path / "r" / EPISODES_FILE).read_text().splitlines()) == 1
