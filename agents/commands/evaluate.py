@@ -327,6 +327,20 @@ def metric_rows(records_by_editor: Mapping[str, Sequence[Mapping[str, Any]]], ag
     return rows
 
 
+def unscored_notes(metric_reward: Any, records_by_editor: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
+    """A note for every configured metric that no episode could be scored with (with the first reason)."""
+    names = list(getattr(metric_reward, "names", []) or [])
+    notes = []
+    for name in names:
+        for editor, records in records_by_editor.items():
+            if not records or any((r.get("final_components") or {}).get(name) is not None for r in records):
+                continue
+            reasons = [(s.get("reward_errors") or {}).get(name) for r in records for s in r.get("steps", [])]
+            reason = next((r for r in reasons if r), "no reason given")
+            notes.append(f"{name} on {editor}: no episode could be scored ({str(reason)[:200]})")
+    return notes
+
+
 def table_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The table's columns: known ones in order, then other metric components; empty ones dropped."""
     known = [c for c in TABLE_COLUMNS if c in ("agent", "editor") or any(row.get(c) is not None for row in rows)]
@@ -469,6 +483,7 @@ def evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[st
                 column = name if len(editors) == 1 else f"{name} @ {label}"
                 columns_for_report[column] = (run_dir, mine)
         venv.close()
+    notes += unscored_notes(metric_reward, records_by_editor)
     rows = metric_rows(records_by_editor, list(agents))
     columns = table_columns(rows)
     write_tables(out, rows, columns, notes)

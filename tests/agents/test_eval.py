@@ -176,3 +176,15 @@ def test_bad_eval_arguments_are_named(tmp_path, capsys, argv, message):
     argv = [a.replace("{tasks}", str(path)) for a in argv]
     assert mira(["eval", "--out", str(tmp_path / "e"), "--no-progress", "--agents", "one-shot", *argv]) == 2
     assert capsys.readouterr().err.strip().startswith(f"mira eval: error: {message}")
+
+
+def test_a_configured_metric_no_episode_could_score_gets_a_note_with_the_reason():
+    from agents.commands.evaluate import unscored_notes
+
+    class Names:
+        names = ["judge_sc", "l1"]
+
+    records = [{"final_components": {"judge_sc": None, "l1": 0.1},
+                "steps": [{"reward_errors": {}}, {"reward_errors": {"judge_sc": "unparseable judge answer"}}]}]
+    assert unscored_notes(Names(), {"identity": records}) == [
+        "judge_sc on identity: no episode could be scored (unparseable judge answer)"]
