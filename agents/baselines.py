@@ -51,12 +51,12 @@ class ScriptedOracleAgent:
         self.replan = replan
         self.stop_token = stop_token
         self.name = "oracle" if replan else "oracle-open-loop"
-        self._slots: dict[int, _Slot] = {}
+        self._slots: dict[int | str, _Slot] = {}
 
     def reset(self, n: int | None = None) -> None:
         self._slots = {}
 
-    def _slot(self, index: int, task: Any, step: int) -> _Slot:
+    def _slot(self, index: int | str, task: Any, step: int) -> _Slot:
         slot = self._slots.get(index)
         if slot is None or step == 0 or slot.task_id != getattr(task, "id", None):
             slot = self._slots[index] = _Slot(task)
@@ -86,7 +86,8 @@ class ScriptedOracleAgent:
                 raise ValueError(f"ScriptedOracleAgent needs shapes-world infos (infos[{index}]['task'] with "
                                  f"metadata['target_scene'] and infos[{index}]['state']); got keys {sorted(info)}")
             step = int(observation.get("step", info.get("step", 0)) or 0)
-            slot = self._slot(index, task, step)
+            # the rollout engine's episode id survives episodes leaving the batch; a bare position does not
+            slot = self._slot(info.get("episode_id", index), task, step)
             scene, target = Scene.from_dict(state), Scene.from_dict(metadata["target_scene"])
             if scene == target:
                 actions.append(self.stop_token)

@@ -62,7 +62,9 @@ class BatchedEditEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._observations = create_empty_array(self.single_observation_space, n=num_envs, fn=np.zeros)
-        self._env_obs: list[Any] = [None] * num_envs
+        # until an env is reset its slot holds an empty observation, so partial resets can batch
+        self._env_obs: list[Any] = list(iterate(self.observation_space, create_empty_array(
+            self.single_observation_space, n=num_envs, fn=np.zeros)))
         self._rewards = np.zeros(num_envs, dtype=np.float64)
         self._terminations = np.zeros(num_envs, dtype=np.bool_)
         self._truncations = np.zeros(num_envs, dtype=np.bool_)

@@ -162,83 +162,6 @@ def build_metric_reward(metrics: Sequence[str] | MetricOptions | None = None) ->
 
 # ---------------------------------------------------------------------- task files
 #: benchmark field names (MagicBrush, CompBench, ...) -> the names the task loaders read
-FIELD_ALIASES = {
-    "image": ("source_img", "src_img", "input_img", "original_image", "original_img", "input"),
-    "target": ("target_img", "tgt_img", "edited_image", "edited_img", "output_img", "output"),
-    "instruction": ("edit_instruction", "instruction_text", "text"),
-}
-_LOADER_FIELDS = {
-    "image": ("image", "source_image", "source", "input_image", "image_path"),
-    "target": ("target", "target_image", "final_image", "output_image"),
-    "instruction": ("instruction", "complex_instruction", "prompt", "edit", "edit_prompt"),
-}
-
-
-def normalise_record(record: Mapping[str, Any], index: int) -> dict[str, Any]:
-    """Map benchmark field names onto the loaders' (``source_img`` -> ``image``, ``target_img`` -> ``target``).
-
-    A missing ``id`` becomes ``img_id`` (plus ``-t<turn_index>`` for MagicBrush's multi-turn rows).
-    """
-    out = dict(record)
-    for field_name, aliases in FIELD_ALIASES.items():
-        if any(out.get(k) is not None for k in _LOADER_FIELDS[field_name]):
-            continue
-        for alias in aliases:
-            if out.get(alias) is not None:
-                out[field_name] = out.pop(alias)
-                break
-    if out.get("id") is None and out.get("img_id") is not None:
-        turn = out.get("turn_index")
-        out["id"] = f"{out['img_id']}" + (f"-t{turn}" if turn is not None else "")
-    if out.get("id") is not None:
-        out["id"] = str(out["id"])
-    return out
-
-
-def load_task_file(path: str) -> Any:
-    """Tasks from a JSONL file or a saved ``datasets`` folder with benchmark field names, else the loaders.
-
-    JSONL and ``datasets`` records go through :func:`normalise_record` (so MagicBrush / CompBench-shaped
-    files with ``source_img`` / ``target_img`` work); image folders use
-    :func:`mira_env.tasks.loaders.resolve_tasks`.
-    """
-    from mira_env.errors import TaskError
-    from mira_env.tasks.loaders import resolve_tasks, task_from_record
-    from mira_env.tasks.task import TaskList
-
-    location = Path(path)
-    if location.is_file() and location.suffix in (".jsonl", ".json"):
-        tasks = []
-        with location.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                where = f"{location.name}:{number}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise TaskError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
-                if not isinstance(record, dict):
-                    raise TaskError(f"{where}: expected a JSON object, got {describe(record)}")
-                tasks.append(task_from_record(normalise_record(record, number), where=where, root=str(location.parent),
-                                              default_id=f"{location.stem}-{number}"))
-        if not tasks:
-            raise TaskError(f"task file {str(location)!r} holds no records")
-        return TaskList(tasks)
-    if location.is_dir() and ((location / "dataset_info.json").is_file() or (location / "dataset_dict.json").is_file()):
-        import datasets
-
-        loaded = datasets.load_from_disk(str(location))
-        if isinstance(loaded, datasets.DatasetDict):
-            split = "test" if "test" in loaded else next(iter(loaded))
-            loaded = loaded[split]
-        tasks = [task_from_record(normalise_record(dict(row), index), where=f"{location.name}[{index}]",
-                                  root=str(location), default_id=f"{location.name}-{index}")
-                 for index, row in enumerate(loaded)]
-        return TaskList(tasks)
-    return resolve_tasks(str(location))
-
-
 # ---------------------------------------------------------------------- environments
 def shapes_noise(spec: str) -> float | None:
     """``"shapes"`` -> 0.0, ``"shapes:0.2"`` -> 0.2; ``None`` for other editor specs."""
@@ -288,6 +211,7 @@ def build_env(settings: EvalSettings, editor_spec: str, metric_reward: Any, edit
     options = dict(settings.editor_options if editor_options is None else editor_options)
     from mira_env.editors import make_editor
     from mira_env.env import EditEnv
+    from mira_env.tasks.loaders import resolve_tasks
 
     if settings.task_file is None:
         noise = shapes_noise(editor_spec)
@@ -300,7 +224,7 @@ def build_env(settings: EvalSettings, editor_spec: str, metric_reward: Any, edit
                           f"a diffusers preset, a hub id or a local path")
     extra = {} if settings.max_steps is None else {"max_steps": settings.max_steps}
     options = {} if editor_spec == "identity" else options
-    return EditEnv(editor=make_editor(editor_spec, **options), tasks=load_task_file(settings.task_file),
+    return EditEnv(editor=make_editor(editor_spec, **options), tasks=resolve_tasks(settings.task_file),
                    reward=metric_reward, height=settings.size, width=settings.size, **extra)
 
 

@@ -157,11 +157,12 @@ def build_env(settings: RunSettings) -> Any:
                                seed=settings.seed, **extra)
     if not settings.editor:
         raise ConfigError("--task-file needs --editor (identity, a diffusers preset, a hub id or a local path)")
-    from agents.commands.evaluate import build_metric_reward, load_task_file
+    from agents.commands.evaluate import build_metric_reward
+    from mira_env.tasks.loaders import resolve_tasks
     from mira_env.editors import make_editor
 
     reward = build_metric_reward(settings.metrics)[0] if settings.metrics else None
-    tasks = load_task_file(settings.task_file)
+    tasks = resolve_tasks(settings.task_file)
     return EditEnv(editor=make_editor(settings.editor, **settings.editor_options), tasks=tasks, reward=reward,
                    height=settings.size, width=settings.size, **extra)
 

@@ -7,7 +7,8 @@ JSONL record (one per line; ``image`` relative to the file's folder unless ``ima
      "variants": ["add a moon and turn the sky pink"]}
 
 ``complex_instruction`` is accepted for ``instruction`` and ``source_image`` for ``image`` (the
-MIRA-Editing field names); every other field lands in ``Task.metadata``.
+MIRA-Editing field names), and so are the field names of editing benchmarks (MagicBrush's ``img_id``
+/ ``turn_index`` / ``source_img`` / ``target_img``); every other field lands in ``Task.metadata``.
 """
 
 from __future__ import annotations
@@ -21,11 +22,16 @@ from mira_env.jsonl import iter_jsonl
 from mira_env.tasks.task import Task, TaskList, TaskSource
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-_INSTRUCTION_KEYS = ("instruction", "complex_instruction", "prompt", "edit", "edit_prompt")
-_IMAGE_KEYS = ("image", "source_image", "source", "input_image", "image_path")
-_TARGET_KEYS = ("target", "target_image", "final_image", "output_image")
+# Field names in order of preference: ours and MIRA-Editing's first, then those of editing benchmarks
+# (MagicBrush: img_id / turn_index / source_img / target_img / instruction; CompBench-style dumps).
+_INSTRUCTION_KEYS = ("instruction", "complex_instruction", "prompt", "edit", "edit_prompt", "edit_instruction",
+                     "instruction_text", "text")
+_IMAGE_KEYS = ("image", "source_image", "source", "input_image", "image_path", "source_img", "src_img",
+               "input_img", "original_image", "original_img", "input")
+_TARGET_KEYS = ("target", "target_image", "output_image", "target_img", "tgt_img", "edited_image", "edited_img",
+                "output_img", "output")
 _KNOWN = set(_INSTRUCTION_KEYS + _IMAGE_KEYS + _TARGET_KEYS + ("id", "atomic_instructions", "trajectory",
-                                                               "variants"))
+                                                               "variants", "final_image"))
 
 
 def _first(record: Mapping[str, Any], keys: Sequence[str]) -> Any:
@@ -63,10 +69,15 @@ def task_from_record(record: Mapping[str, Any], *, where: str, root: str | None,
     image_obj = image if isinstance(image, PILImage.Image) else None
     if image_obj is None and not isinstance(image, str):
         raise TaskError(f"{where}: missing image; give one of the fields {list(_IMAGE_KEYS)} as a path")
-    target = _first(record, ("target", "target_image", "output_image"))
+    target = _first(record, _TARGET_KEYS)
     if target is None:
         target = record.get("final_image")
-    task_id = record.get("id", default_id)
+    task_id = record.get("id")
+    if task_id is None and record.get("img_id") is not None:  # MagicBrush: one image, several turns
+        turn = record.get("turn_index")
+        task_id = f"{record['img_id']}" + (f"-t{turn}" if turn is not None else "")
+    if task_id is None:
+        task_id = default_id
     metadata = {k: v for k, v in record.items() if k not in _KNOWN}
     return Task(
         id=str(task_id),
@@ -129,13 +140,14 @@ def load_folder(path: str | os.PathLike) -> TaskList:
     return TaskList(tasks)
 
 
-def load_hf_dataset(path: str | os.PathLike, split: str = "train", *, image_column: str | None = None,
+def load_hf_dataset(path: str | os.PathLike, split: str | None = None, *, image_column: str | None = None,
                     instruction_column: str | None = None, id_column: str | None = None) -> TaskList:
     """Tasks from a Hugging Face ``datasets`` dataset saved on disk (``save_to_disk``) or a local data dir.
 
     Column names default to the first present of the usual names (``image``/``source_image``,
-    ``instruction``/``complex_instruction``/``edit``). Image columns may hold PIL images (the ``Image``
-    feature) or paths.
+    ``instruction``/``complex_instruction``/``edit``, and benchmark names such as ``source_img``).
+    Image columns may hold PIL images (the ``Image`` feature) or paths. ``split=None`` takes the only
+    split, else ``test``, ``validation`` or ``train``.
     """
     try:
         import datasets
@@ -148,6 +160,8 @@ def load_hf_dataset(path: str | os.PathLike, split: str = "train", *, image_colu
     else:
         loaded = datasets.load_dataset(str(location))
     if isinstance(loaded, datasets.DatasetDict):
+        if split is None:  # the only split, else the evaluation split, else train
+            split = next((name for name in ("test", "validation", "train") if name in loaded), next(iter(loaded)))
         if split not in loaded:
             raise TaskError(f"dataset {str(location)!r} has no split {split!r}; splits: {list(loaded)}")
         loaded = loaded[split]
@@ -175,7 +189,8 @@ def load_hf_dataset(path: str | os.PathLike, split: str = "train", *, image_colu
         record["instruction"] = record.pop(instruction_col)
         if id_column is not None:
             record["id"] = record[id_column]
-        record.setdefault("id", f"{location.name}-{split}-{index}")
+        if record.get("id") is None and record.get("img_id") is None:
+            record["id"] = f"{location.name}-{split}-{index}"
         tasks.append(task_from_record(record, where=f"{location.name}[{split}][{index}]", root=root,
                                       default_id=str(index)))
     return TaskList(tasks)

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agents.commands.evaluate import (MergedReward, build_metric_reward, load_task_file, normalise_record,
-                                      settings_from_args, shapes_noise)
+from agents.commands.evaluate import MergedReward, build_metric_reward, settings_from_args, shapes_noise
 from agents.rollout import EPISODES_FILE
 from mira_env import RewardOutput
 from train.cli import build_parser, main as mira
@@ -68,30 +67,6 @@ def write_magicbrush(folder: Path, count: int = 2) -> Path:
     path = folder / "magicbrush.jsonl"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def test_a_magicbrush_shaped_file_loads_with_source_target_and_ids(tmp_path):
-    tasks = load_task_file(str(write_magicbrush(tmp_path)))
-    assert [t.id for t in tasks] == ["100-t1", "101-t1"]
-    assert tasks[0].instruction == "put a hat on person 0"
-    assert tasks[1].load_target().size == (48, 40)
-    assert np.array_equal(np.asarray(tasks[0].load_source()), np.asarray(Image.open(tmp_path / "0_source.png")))
-
-
-def test_a_datasets_folder_with_benchmark_columns_loads(tmp_path):
-    datasets = pytest.importorskip("datasets")
-    rng = np.random.default_rng(1)
-    images = [Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)) for _ in range(2)]
-    table = datasets.Dataset.from_dict({"img_id": ["a", "b"], "source_img": images, "target_img": images[::-1],
-                                        "instruction": ["x", "y"]},
-                                       features=datasets.Features({"img_id": datasets.Value("string"),
-                                                                   "source_img": datasets.Image(),
-                                                                   "target_img": datasets.Image(),
-                                                                   "instruction": datasets.Value("string")}))
-    table.save_to_disk(str(tmp_path / "ds"))
-    tasks = load_task_file(str(tmp_path / "ds"))
-    assert [t.id for t in tasks] == ["a", "b"]
-    assert np.array_equal(np.asarray(tasks[0].load_target()), np.asarray(images[1]))
 
 
 def test_eval_on_a_task_file_with_tiny_metric_models_and_two_editors(tmp_path, capsys):
@@ -156,11 +131,6 @@ def test_settings_from_flags():
                        "shapes:0.3": ("shapes:0.3", {"num_inference_steps": 4})}
     assert shapes_noise("shapes:0.3") == 0.3 and shapes_noise("identity") is None
     assert known.command == "eval" and options.metrics is None
-
-
-def test_normalise_record_keeps_loader_names_first():
-    record = normalise_record({"image": "a.png", "source_img": "b.png", "instruction": "x", "img_id": 3}, 0)
-    assert record["image"] == "a.png" and record["source_img"] == "b.png" and record["id"] == "3"
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -141,3 +141,50 @@ def test_task_list_and_task_validation():
         Task(id="b", instruction="  ", image=gradient_image())
     with pytest.raises(TaskError, match=r"tasks=3 \(type int\)"):
         resolve_tasks(3)
+
+
+def write_magicbrush(folder, count: int = 2):
+    """A MagicBrush-shaped JSONL: img_id, turn_index, source_img, instruction, target_img."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for index in range(count):
+        for name in ("source", "target"):
+            Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / f"{index}_{name}.png")
+        lines.append(json.dumps({"img_id": 100 + index, "turn_index": 1, "source_img": f"{index}_source.png",
+                                 "instruction": f"put a hat on person {index}", "target_img": f"{index}_target.png"}))
+    path = folder / "magicbrush.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_magicbrush_shaped_file_loads_with_source_target_and_ids(tmp_path):
+    tasks = resolve_tasks(str(write_magicbrush(tmp_path)))
+    assert [t.id for t in tasks] == ["100-t1", "101-t1"]
+    assert tasks[0].instruction == "put a hat on person 0"
+    assert tasks[1].load_target().size == (48, 40)
+    assert np.array_equal(np.asarray(tasks[0].load_source()), np.asarray(Image.open(tmp_path / "0_source.png")))
+
+
+def test_a_datasets_folder_with_benchmark_columns_loads(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    rng = np.random.default_rng(1)
+    images = [Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)) for _ in range(2)]
+    table = datasets.Dataset.from_dict({"img_id": ["a", "b"], "source_img": images, "target_img": images[::-1],
+                                        "instruction": ["x", "y"]},
+                                       features=datasets.Features({"img_id": datasets.Value("string"),
+                                                                   "source_img": datasets.Image(),
+                                                                   "target_img": datasets.Image(),
+                                                                   "instruction": datasets.Value("string")}))
+    table.save_to_disk(str(tmp_path / "ds"))
+    tasks = resolve_tasks(str(tmp_path / "ds"))
+    assert [t.id for t in tasks] == ["a", "b"]
+    assert np.array_equal(np.asarray(tasks[0].load_target()), np.asarray(images[1]))
+
+
+
+def test_our_field_names_win_over_benchmark_aliases(tmp_path):
+    gradient_image().save(tmp_path / "a.png")
+    record = {"image": "a.png", "source_img": "missing.png", "instruction": "x", "img_id": 3}
+    (tmp_path / "t.jsonl").write_text(json.dumps(record) + "\n")
+    (task,) = load_jsonl(tmp_path / "t.jsonl")
+    assert task.id == "3" and task.image_path == "a.png"

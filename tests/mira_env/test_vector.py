@@ -65,3 +65,14 @@ def test_vector_errors():
     env.reset(seed=0)
     with pytest.raises(ConfigError, match="step got 1 actions for 2 envs"):
         env.step(["a"])
+
+
+def test_reset_group_on_a_subset_before_any_full_reset():
+    env, editor, _ = make_vector(4, max_steps=2)
+    obs, info = env.reset_group(task=1, seed=0, indices=[2, 3])
+    assert obs["source"].shape == (4, 16, 16, 3)
+    assert list(info["_task_id"]) == [False, False, True, True]
+    assert not obs["source"][0].any() and obs["source"][2].any()
+    results = env.step_active([2, 3], ["x", "x"])
+    assert np.array_equal(results[0][0]["current"], results[1][0]["current"])
+    assert editor.batches == [2]
