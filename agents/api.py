@@ -23,12 +23,13 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
 from agents.prompt import DEFAULT_MAX_LENGTH, ParsedAction, parse_action, state_messages
+from mira_env.config import merge_config
 from mira_env.errors import ConfigError, MiraError, describe
 
 logger = logging.getLogger(__name__)
@@ -137,12 +138,7 @@ def to_openai_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict]:
 
 
 def _config(config: APIAgentConfig | None, kwargs: dict) -> APIAgentConfig:
-    known = {f.name for f in fields(APIAgentConfig)}
-    unknown = sorted(set(kwargs) - known)
-    if unknown:
-        raise ConfigError(f"unknown APIAgent option(s) {unknown}; known: {sorted(known)}")
-    base = asdict(config) if config is not None else {}
-    return APIAgentConfig(**{**base, **kwargs})
+    return merge_config(APIAgentConfig, config, kwargs, "APIAgent")
 
 
 class APIAgent:

@@ -14,10 +14,11 @@ ones); the vision placeholder tokens are suppressed during generation.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from agents.prompt import DEFAULT_MAX_LENGTH, ParsedAction, parse_action, state_messages
+from mira_env.config import merge_config
 from mira_env.errors import ConfigError, describe
 
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -72,12 +73,7 @@ class VLMAgentConfig:
 
 
 def _config(config: VLMAgentConfig | None, kwargs: dict) -> VLMAgentConfig:
-    known = {f.name for f in fields(VLMAgentConfig)}
-    unknown = sorted(set(kwargs) - known)
-    if unknown:
-        raise ConfigError(f"unknown VLMAgent option(s) {unknown}; known: {sorted(known)}")
-    base = asdict(config) if config is not None else {}
-    return VLMAgentConfig(**{**base, **kwargs})
+    return merge_config(VLMAgentConfig, config, kwargs, "VLMAgent")
 
 
 class VLMAgent:

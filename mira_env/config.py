@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import Any, Mapping, TypeVar
 
 from mira_env.errors import ConfigError, choice_error, describe
 from mira_env.tasks.images import DEFAULT_MAX_PIXELS
 
+T = TypeVar("T")
 REWARD_MODES = ("terminal", "every_step", "delta")
 ON_EDITOR_ERROR = ("continue", "truncate")
 
@@ -55,10 +57,18 @@ class EditEnvConfig:
     @classmethod
     def from_kwargs(cls, config: "EditEnvConfig | None" = None, **overrides) -> "EditEnvConfig":
         """A config from an optional base plus keyword overrides; unknown names raise a clear error."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise ConfigError(f"unknown EditEnv option(s) {unknown}; known options: {sorted(names)}")
-        base = {f.name: getattr(config, f.name) for f in fields(cls)} if config is not None else {}
-        base.update(overrides)
-        return cls(**base)
+        return merge_config(cls, config, overrides, "EditEnv")
+
+
+def merge_config(cls: type[T], config: T | None, overrides: Mapping[str, Any], what: str) -> T:
+    """``cls`` built from the fields of ``config`` (if any) with ``overrides`` on top.
+
+    Unknown override names raise :class:`ConfigError` listing the known options of ``what``.
+    """
+    names = [f.name for f in fields(cls)]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown {what} option(s) {unknown}; known options: {sorted(names)}")
+    base = {name: getattr(config, name) for name in names} if config is not None else {}
+    base.update(overrides)
+    return cls(**base)

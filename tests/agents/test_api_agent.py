@@ -292,5 +292,5 @@ def test_api_agent_config_errors(kwargs, message, monkeypatch):
         APIAgent(**options)
     if message is None:
         known = sorted(f for f in APIAgentConfig.__dataclass_fields__)
-        message = f"unknown APIAgent option(s) ['retries']; known: {known}"
+        message = f"unknown APIAgent option(s) ['retries']; known options: {known}"
     assert str(err.value) == message

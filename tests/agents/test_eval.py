@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from agents.commands.evaluate import MergedReward, build_metric_reward, settings_from_args, shapes_noise
 from agents.rollout import EPISODES_FILE
 from mira_env import RewardOutput
+from tests.mira_env.helpers import write_magicbrush
 from train.cli import build_parser, main as mira
 
 
@@ -53,20 +53,6 @@ def test_eval_compares_oracle_one_shot_random_and_a_tiny_vlm_on_the_shapes_world
     assert report.count("<img") == 3 * (2 + 4)
     assert report.count(f"<b>{vlm}</b>") == 3
     assert (out / "editors" / "shapes" / "report.html").is_file()
-
-
-def write_magicbrush(folder: Path, count: int = 2) -> Path:
-    """A MagicBrush-shaped JSONL: img_id, turn_index, source_img, instruction, target_img."""
-    rng = np.random.default_rng(0)
-    lines = []
-    for index in range(count):
-        for name in ("source", "target"):
-            Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / f"{index}_{name}.png")
-        lines.append(json.dumps({"img_id": 100 + index, "turn_index": 1, "source_img": f"{index}_source.png",
-                                 "instruction": f"put a hat on person {index}", "target_img": f"{index}_target.png"}))
-    path = folder / "magicbrush.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def test_eval_on_a_task_file_with_tiny_metric_models_and_two_editors(tmp_path, capsys):

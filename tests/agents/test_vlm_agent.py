@@ -197,7 +197,7 @@ def test_vlm_agent_config_fields_have_help():
     (dict(temperature=-1.0), "temperature=-1.0 (type float) must be a number > 0"),
     (dict(do_sample="yes"), "do_sample='yes' (type str) must be a bool"),
     (dict(seed=1.5), "seed=1.5 (type float) must be an int or None"),
-    (dict(beams=4), "unknown VLMAgent option(s) ['beams']; known: ['batch_size', 'device', 'do_sample', "
+    (dict(beams=4), "unknown VLMAgent option(s) ['beams']; known options: ['batch_size', 'device', 'do_sample', "
                     "'max_instruction_length', 'max_new_tokens', 'seed', 'system_prompt', 'temperature', "
                     "'top_p', 'torch_dtype']"),
 ])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
@@ -80,3 +83,17 @@ class MeanBrightnessReward:
             outputs.append(RewardOutput(total=value, components={"brightness": value,
                                                                  "steps": float(len(item.trajectory))}))
         return outputs
+
+
+def write_magicbrush(folder: Path, count: int = 2) -> Path:
+    """A MagicBrush-shaped JSONL task file: img_id, turn_index, source_img, instruction, target_img."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for index in range(count):
+        for name in ("source", "target"):
+            Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / f"{index}_{name}.png")
+        lines.append(json.dumps({"img_id": 100 + index, "turn_index": 1, "source_img": f"{index}_source.png",
+                                 "instruction": f"put a hat on person {index}", "target_img": f"{index}_target.png"}))
+    path = folder / "magicbrush.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path

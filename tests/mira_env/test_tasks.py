@@ -10,7 +10,7 @@ from PIL import Image
 
 from mira_env import Task, TaskError, TaskList, load_folder, load_jsonl
 from mira_env.tasks import load_hf_dataset, load_image, normalize_image, resolve_tasks
-from tests.mira_env.helpers import gradient_image
+from tests.mira_env.helpers import gradient_image, write_magicbrush
 
 
 @pytest.fixture()
@@ -141,20 +141,6 @@ def test_task_list_and_task_validation():
         Task(id="b", instruction="  ", image=gradient_image())
     with pytest.raises(TaskError, match=r"tasks=3 \(type int\)"):
         resolve_tasks(3)
-
-
-def write_magicbrush(folder, count: int = 2):
-    """A MagicBrush-shaped JSONL: img_id, turn_index, source_img, instruction, target_img."""
-    rng = np.random.default_rng(0)
-    lines = []
-    for index in range(count):
-        for name in ("source", "target"):
-            Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / f"{index}_{name}.png")
-        lines.append(json.dumps({"img_id": 100 + index, "turn_index": 1, "source_img": f"{index}_source.png",
-                                 "instruction": f"put a hat on person {index}", "target_img": f"{index}_target.png"}))
-    path = folder / "magicbrush.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def test_a_magicbrush_shaped_file_loads_with_source_target_and_ids(tmp_path):
