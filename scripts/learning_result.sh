@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Reproduces docs/results/learning.md: a random-init small Qwen2.5-VL-architecture policy trained on CPU,
-# SFT on shapes-world oracle trajectories, then multi-turn GRPO with editor noise; held-out success + Wilson CIs.
+# Reproduces docs/results/learning.md: a random-init small Qwen2.5-VL-architecture policy trained on CPU (one thread),
+# SFT on noise-free shapes-world oracle trajectories, then multi-turn GRPO (TRL environment_factory, editor images in
+# the loss) with editor noise; held-out test-split success + Wilson 95% CIs for untrained / SFT / SFT+GRPO / oracle.
 set -euo pipefail
 OUT=${1:-runs/learning}
 export TRL_EXPERIMENTAL_SILENCE=1
-python -m train.learning --out "$OUT" --sft_steps 150 --grpo_steps 24 --group 8 --grpo_batch 16 \
-    --eval_tasks 64 --sft_tasks 400 --grpo_tasks 64 --hidden 128 --layers 3 --budget 3 --noise 0.15
-cp "$OUT/learning.png" docs/results/learning.png
+python -m train.learning --out "$OUT" --threads 1 --difficulty 1 --resolution 56 --budget 3 --noise 0.15 \
+    --hidden 128 --layers 3 --sft_tasks 600 --sft_steps 260 --sft_batch 8 --sft_lr 3e-3 \
+    --grpo_tasks 64 --grpo_steps 30 --group 8 --grpo_batch 16 --grpo_lr 5e-4 --beta 0.0 --eval_tasks 100
+mkdir -p docs/results
+cp "$OUT/learning.png" docs/results/learning_curve.png
+cp "$OUT/results.json" docs/results/learning_results.json

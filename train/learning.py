@@ -47,6 +47,7 @@ class LearningConfig:
     hidden: int = field(default=128, metadata={"help": "Hidden size of the policy's language model."})
     layers: int = field(default=3, metadata={"help": "Layers of the policy's language model."})
     seed: int = field(default=0, metadata={"help": "Seed of model init, data and evaluation."})
+    threads: int = field(default=1, metadata={"help": "torch intra-op threads."})
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -78,6 +79,9 @@ def build_small_vlm(path: Path, hidden: int, layers: int, seed: int) -> Path:
     text = config.text_config
     text.hidden_size, text.intermediate_size, text.num_hidden_layers = hidden, 2 * hidden, layers
     text.num_attention_heads, text.num_key_value_heads = heads, heads
+    # The byte-level tokenizer makes the multi-turn tool prompt ~1100 tokens per turn: TRL drops every
+    # tool result of a sequence that reaches max_position_embeddings, so leave plenty of room.
+    text.max_position_embeddings = 8192
     if getattr(text, "layer_types", None) is not None:
         text.layer_types = [text.layer_types[0]] * layers
     text.rope_parameters["mrope_section"] = [quarter - 2 * (quarter // 3), quarter // 3, quarter // 3]
@@ -110,7 +114,8 @@ def oracle_records(env, count: int) -> list:
 
 
 def play(model, processor, env, task_indices: Sequence[int], seeds: Sequence[int], *, budget: int,
-         system_prompt: str | None = "", batch_size: int = 32, oracle: bool = False) -> list[dict]:
+         system_prompt: str | None = "", batch_size: int = 32, oracle: bool = False,
+         max_new_tokens: int = 96) -> list[dict]:
     """Play one greedy episode per task in the GRPO multi-turn conversation; return per-episode results.
 
     ``oracle=True`` plays the shapes-world planner instead of the model (the oracle baseline).
@@ -151,9 +156,10 @@ def play(model, processor, env, task_indices: Sequence[int], seeds: Sequence[int
             else:
                 batch = processor.apply_chat_template([convs[j] for j in active], tools=tools,
                                                       add_generation_prompt=True, tokenize=True, return_dict=True,
-                                                      padding=True, padding_side="left", return_tensors="pt")
+                                                      processor_kwargs={"padding": True, "padding_side": "left"},
+                                                      return_tensors="pt")
                 with torch.no_grad():
-                    out = model.generate(**batch, max_new_tokens=48, do_sample=False, **suppress)
+                    out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, **suppress)
                 texts = processor.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
             for j, text in zip(active, texts):
                 answers[j].append(text)
@@ -252,24 +258,32 @@ def run(cfg: LearningConfig) -> dict:
         "model": str(base), "output_dir": str(out / "sft"), "max_steps": cfg.sft_steps,
         "per_device_train_batch_size": cfg.sft_batch, "learning_rate": cfg.sft_lr, "lr_scheduler_type": "cosine",
         "warmup_steps": 10, "save_steps": 10_000, "logging_steps": 5, "seed": cfg.seed, "system_prompt": "",
-        "sample_format": "multi_turn", "edit_budget": cfg.budget})
-    sft = train_sft(model_args, data_args, sft_config, samples=samples)
-    timings["sft_s"] = time.time() - t
-    results["sft_log"] = sft.trainer.state.log_history
+        "sample_format": "multi_turn", "edit_budget": cfg.budget,
+        "disable_tqdm": True})
+    sft_dir = out / "sft"
+    if (sft_dir / "model.safetensors").is_file() and (out / "sft_log.json").is_file():  # a finished SFT stage
+        results["sft_log"] = json.loads((out / "sft_log.json").read_text())
+        timings["sft_s"] = float(json.loads((out / "sft_time.json").read_text())["sft_s"])
+    else:
+        sft = train_sft(model_args, data_args, sft_config, samples=samples)
+        timings["sft_s"] = time.time() - t
+        results["sft_log"] = sft.trainer.state.log_history
+        (out / "sft_log.json").write_text(json.dumps(results["sft_log"]))
+        (out / "sft_time.json").write_text(json.dumps({"sft_s": timings["sft_s"]}))
     results["sft_samples"] = len(samples)
-    evaluate("sft", sft.output_dir)
+    evaluate("sft", str(sft_dir))
     # 2. GRPO from the SFT policy, editor noise on, oracle reward
     t = time.time()
     grpo_env = make_shapes_env(split="train", num_tasks=cfg.grpo_tasks, noise=cfg.noise, seed=cfg.seed + 1, **common)
     dataset = build_dataset(grpo_env, num_rows=cfg.grpo_steps * cfg.grpo_batch // cfg.group, seed=cfg.seed,
                             system_prompt="")
     model_args, env_args, grpo_config = grpo_resolve({
-        "model": sft.output_dir, "output_dir": str(out / "grpo"), "max_steps": cfg.grpo_steps,
+        "model": str(sft_dir), "output_dir": str(out / "grpo"), "max_steps": cfg.grpo_steps,
         "num_generations": cfg.group, "per_device_train_batch_size": cfg.grpo_batch,
         "learning_rate": cfg.grpo_lr, "beta": cfg.beta, "max_tool_calling_iterations": cfg.budget,
         "max_completion_length": 512, "temperature": 1.0, "save_steps": 10_000, "logging_steps": 1,
         "seed": cfg.seed, "system_prompt": "", "tasks": "shapes", "reward": "oracle", "scale_rewards": "group",
-        "loss_type": "dapo"})
+        "loss_type": "dapo", "disable_tqdm": True})
     grpo = train_grpo(model_args, env_args, grpo_config, env=grpo_env, dataset=dataset)
     timings["grpo_s"] = time.time() - t
     results["grpo_log"] = grpo.trainer.state.log_history
@@ -323,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
         args = {**dict(sft_tasks=8, sft_steps=4, sft_batch=2, grpo_tasks=4, grpo_steps=2, group=4, grpo_batch=4,
                        eval_tasks=4, hidden=64, layers=2), **args}
     (cfg,) = resolve_config((LearningConfig,), args)
+    import torch
+
+    torch.set_num_threads(cfg.threads)  # tiny models: intra-op threads cost more than they give on 2 cores
     results = run(cfg)
     print(json.dumps(results["stages"], indent=2))
     return 0
