@@ -47,6 +47,12 @@ class LearningConfig:
     hidden: int = field(default=128, metadata={"help": "Hidden size of the policy's language model."})
     layers: int = field(default=3, metadata={"help": "Layers of the policy's language model."})
     seed: int = field(default=0, metadata={"help": "Seed of model init, data and evaluation."})
+    tokenizer: str = field(default="bpe", metadata={
+        "help": "'bpe': a byte-level BPE trained offline on the SFT samples' text (vocab --bpe_vocab); 'byte': the "
+                "tiny build's byte-level tokenizer (~1100 tokens per tool prompt)."})
+    bpe_vocab: int = field(default=1024, metadata={"help": "BPE vocabulary size (before the special tokens)."})
+    success_bonus: float = field(default=1.0, metadata={
+        "help": "GRPO reward = oracle score + success_bonus on an exact match (evaluation always reports success)."})
     threads: int = field(default=1, metadata={"help": "torch intra-op threads."})
 
 
@@ -91,6 +97,81 @@ def build_small_vlm(path: Path, hidden: int, layers: int, seed: int) -> Path:
     processor = AutoProcessor.from_pretrained(tiny)
     model.generation_config = AutoModelForImageTextToText.from_pretrained(tiny).generation_config
     path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    (path / "mira_seed.json").write_text(json.dumps({"seed": seed}))
+    return path
+
+
+def train_bpe_tokenizer(texts: Sequence[str], vocab_size: int):
+    """A byte-level BPE ``Qwen2Tokenizer`` trained offline on ``texts`` (the run's own prompts and answers),
+    with the Qwen special and added tokens appended exactly like the tiny build's byte-level tokenizer.
+
+    Why: the byte-level tiny tokenizer spends ~1100 tokens on every turn's tool prompt and ~35 on every
+    instruction; with merges learned from the run's own text the same turn takes a few hundred tokens and
+    an instruction a handful, so a CPU-sized model can learn the content of the instructions at all.
+    """
+    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
+
+    from mira_env.tiny.vlm import ADDED_TOKENS, SPECIAL_TOKENS
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    strip = SPECIAL_TOKENS + ADDED_TOKENS
+
+    def cleaned():
+        for text in texts:
+            for token in strip:
+                text = text.replace(token, " ")
+            yield text
+
+    bpe.train_from_iterator(cleaned(), trainer)
+    model = json.loads(bpe.to_str())["model"]
+    vocab = dict(model["vocab"])
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    for token in strip:
+        vocab[token] = len(vocab)
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                               unk_token=None, errors="replace")
+    tokenizer.add_special_tokens({"additional_special_tokens": list(SPECIAL_TOKENS)})
+    tokenizer.add_tokens([AddedToken(token, special=False, normalized=False) for token in ADDED_TOKENS])
+    tokenizer.model_max_length = 32768
+    return tokenizer
+
+
+def corpus_texts(samples: Sequence[dict], processor) -> list[str]:
+    """The rendered SFT samples (tool prompt, conversation and answer): the BPE tokenizer's training text."""
+    from train.tools import tool_schemas
+
+    tools = tool_schemas()
+    return [processor.apply_chat_template(list(s["prompt"]) + [{"role": "assistant", "content": s["completion"]}],
+                                          tools=tools, tokenize=False) for s in samples]
+
+
+def with_tokenizer(path: Path, tokenizer) -> Path:
+    """Rebuild the model saved at ``path`` around ``tokenizer``: new embedding size and token ids, the
+    same seed and architecture otherwise (random init), saved back to ``path``."""
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, GenerationConfig
+
+    config = AutoConfig.from_pretrained(path)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>",
+                                                            "<|vision_end|>", "<|endoftext|>", "<|im_end|>")}
+    config.image_token_id, config.video_token_id = ids["<|image_pad|>"], ids["<|video_pad|>"]
+    config.vision_start_token_id, config.vision_end_token_id = ids["<|vision_start|>"], ids["<|vision_end|>"]
+    text = config.text_config
+    text.vocab_size = len(tokenizer)
+    text.pad_token_id = text.bos_token_id = ids["<|endoftext|>"]
+    text.eos_token_id = ids["<|im_end|>"]
+    processor = AutoProcessor.from_pretrained(path)
+    processor.tokenizer = tokenizer
+    torch.manual_seed(int(json.loads((path / "mira_seed.json").read_text())["seed"]))
+    model = AutoModelForImageTextToText.from_config(config)
+    model.generation_config = GenerationConfig(bos_token_id=ids["<|endoftext|>"], pad_token_id=ids["<|endoftext|>"],
+                                               eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]])
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path
@@ -245,15 +326,22 @@ def run(cfg: LearningConfig) -> dict:
         print(json.dumps(summary), flush=True)
         (out / "results.json").write_text(json.dumps(results, indent=2))
 
-    # 0. the policy: random init
-    base = build_small_vlm(out / "init", cfg.hidden, cfg.layers, cfg.seed)
-    evaluate("oracle", None, oracle=True)
-    evaluate("untrained", str(base))
-    # 1. SFT on oracle trajectories (noise off), multi-turn format (what GRPO shows the policy)
-    t = time.time()
+    # 0. SFT samples: oracle trajectories of training-split tasks (noise off), multi-turn format (what GRPO
+    #    shows the policy); the policy: random init, with a BPE tokenizer trained on these samples' text only
     sft_env = make_shapes_env(split="train", num_tasks=cfg.sft_tasks, noise=None, seed=cfg.seed, **common)
     samples = [s for r in oracle_records(sft_env, cfg.sft_tasks)
                for s in record_samples(r, format="multi_turn", system_prompt="", max_steps=cfg.budget)]
+    base = build_small_vlm(out / "init", cfg.hidden, cfg.layers, cfg.seed)
+    if cfg.tokenizer == "bpe" and not (base / "mira_bpe.json").is_file():
+        texts = corpus_texts(samples, AutoProcessor.from_pretrained(base))
+        with_tokenizer(base, train_bpe_tokenizer(texts, cfg.bpe_vocab))
+        (base / "mira_bpe.json").write_text(json.dumps({"vocab": cfg.bpe_vocab, "texts": len(texts)}))
+    first_turn = corpus_texts(samples[:1], AutoProcessor.from_pretrained(base))[0]
+    results["text_tokens_first_sample"] = len(AutoProcessor.from_pretrained(base).tokenizer(first_turn)["input_ids"])
+    evaluate("oracle", None, oracle=True)
+    evaluate("untrained", str(base))
+    # 1. SFT
+    t = time.time()
     model_args, data_args, sft_config = sft_resolve({
         "model": str(base), "output_dir": str(out / "sft"), "max_steps": cfg.sft_steps,
         "per_device_train_batch_size": cfg.sft_batch, "learning_rate": cfg.sft_lr, "lr_scheduler_type": "cosine",
@@ -274,7 +362,12 @@ def run(cfg: LearningConfig) -> dict:
     evaluate("sft", str(sft_dir))
     # 2. GRPO from the SFT policy, editor noise on, oracle reward
     t = time.time()
-    grpo_env = make_shapes_env(split="train", num_tasks=cfg.grpo_tasks, noise=cfg.noise, seed=cfg.seed + 1, **common)
+    from mira_env.shapes.oracle import ShapesOracleReward
+
+    # GRPO's reward: the oracle score plus success_bonus on an exact match (the bare oracle score pays ~0.8 for
+    # doing nothing, so without a bonus a policy that cannot yet succeed learns to stop editing)
+    grpo_env = make_shapes_env(split="train", num_tasks=cfg.grpo_tasks, noise=cfg.noise, seed=cfg.seed + 1,
+                               **{**common, "reward": ShapesOracleReward(success_bonus=cfg.success_bonus)})
     dataset = build_dataset(grpo_env, num_rows=cfg.grpo_steps * cfg.grpo_batch // cfg.group, seed=cfg.seed,
                             system_prompt="")
     model_args, env_args, grpo_config = grpo_resolve({
