@@ -395,18 +395,25 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4))
     sft = [(e["step"], e["loss"]) for e in results.get("sft_log", []) if "loss" in e]
     if sft:
         axes[0].plot(*zip(*sft))
     axes[0].set(title="SFT loss (answer tokens)", xlabel="step", ylabel="loss")
     grpo = results.get("grpo_log", [])
-    for key, label in (("reward", "reward (oracle score)"), ("reward/success", "success")):
+    for key, label in (("reward", "reward (total)"), ("reward/oracle", "oracle score"), ("reward/success", "success")):
         points = [(e["step"], e[key]) for e in grpo if key in e]
         if points:
             axes[1].plot(*zip(*points), label=label)
-    axes[1].set(title="GRPO training rollouts (noise on)", xlabel="step")
+    axes[1].set(title="GRPO training rollouts (noise on), batch means", xlabel="step")
     axes[1].legend()
+    for key, label in (("episode/edits", "edits per episode"), ("episode/stopped", "answered <STOP>"),
+                       ("reward_std", "reward std (within groups)")):
+        points = [(e["step"], e[key]) for e in grpo if key in e]
+        if points:
+            axes[3].plot(*zip(*points), label=label)
+    axes[3].set(title="GRPO episodes", xlabel="step")
+    axes[3].legend()
     stages = results.get("stages", [])
     names = [s["policy"] for s in stages]
     rates = [s["success_rate"] for s in stages]
