@@ -219,7 +219,7 @@ def _strip_frames(run_dir: Path, record: Mapping[str, Any]) -> list[str] | None:
         return None
     array = np.asarray(Image.open(run_dir / strip).convert("RGB"))
     count = len(record.get("steps", [])) + 1
-    height, width = array.shape[0], (array.shape[1] - 2 * (count - 1)) // count
+    width = (array.shape[1] - 2 * (count - 1)) // count
     return [array_data_uri(array[:, i * (width + 2): i * (width + 2) + width]) for i in range(count)]
 
 

@@ -281,6 +281,11 @@ class EditEnv(gym.Env[dict, str]):
         return list(self._history)
 
     @property
+    def done(self) -> bool:
+        """Whether the episode has ended (or not started): ``step`` then needs a ``reset``."""
+        return self._done
+
+    @property
     def episode_seed(self) -> int:
         """The editor seed of this episode; step seeds derive from it with :func:`step_seed`."""
         return self._episode_seed
@@ -356,13 +361,18 @@ class EditEnv(gym.Env[dict, str]):
             return instruction, False, "too_long"
         return instruction, False, None
 
-    def plan_step(self, action: Any) -> StepPlan:
-        """Phase 1: validate ``action`` and decide whether to edit."""
+    def plan_step(self, action: Any, raw_action: str | None = None) -> StepPlan:
+        """Phase 1: validate ``action`` and decide whether to edit.
+
+        ``raw_action`` is the policy's full answer text when ``action`` was parsed out of it (e.g.
+        ``"<think>..</think><edit>X</edit>"`` for action ``"X"``); format-type rewards score it.
+        """
         if self._done or self._task is None:
             raise gym.error.ResetNeeded("EditEnv.step() called before reset() or after the episode ended; "
                                         "call reset() first")
         instruction, stop, invalid = self.validate_action(action)
-        plan = StepPlan(raw_action=action, instruction=instruction, stop=stop, invalid_reason=invalid)
+        plan = StepPlan(raw_action=action if raw_action is None else str(raw_action), instruction=instruction,
+                        stop=stop, invalid_reason=invalid)
         if not stop and invalid is None:
             plan.image = self._current
             plan.seed = step_seed(self._episode_seed, self._step)
@@ -391,11 +401,21 @@ class EditEnv(gym.Env[dict, str]):
         self._done = plan.terminated or plan.truncated
         self._frames.append(self._current_obs)
         if self.reward_fn is not None and (self._done or cfg.reward_mode != "terminal"):
-            plan.reward_input = RewardInput(
-                source=self._source, edited=self._current, instruction=self._task.instruction,
-                trajectory=list(self._history), task=self._task, raw_actions=list(self._raw_actions),
-                invalid_actions=self._invalid, terminated=plan.terminated, step=self._step)
+            plan.reward_input = self.reward_input(terminated=plan.terminated)
         return plan
+
+    def reward_input(self, *, terminated: bool = False, extra_raw_actions: Sequence[str] = (),
+                     extra_invalid: int = 0) -> RewardInput:
+        """The :class:`RewardInput` of the episode as it stands now.
+
+        ``extra_raw_actions`` / ``extra_invalid`` count answers the caller received but did not step
+        (e.g. a malformed final answer of a multi-turn GRPO rollout), so they can be scored too.
+        """
+        return RewardInput(
+            source=self._source, edited=self._current, instruction=self._task.instruction,
+            trajectory=list(self._history), task=self._task,
+            raw_actions=list(self._raw_actions) + list(extra_raw_actions),
+            invalid_actions=self._invalid + extra_invalid, terminated=terminated, step=self._step)
 
     def finish_step(self, plan: StepPlan, reward_output: RewardOutput | None):
         """Phase 4: the ``(obs, reward, terminated, truncated, info)`` tuple of the step."""
@@ -428,8 +448,8 @@ class EditEnv(gym.Env[dict, str]):
         obs = self._observation()
         return obs, reward, plan.terminated, plan.truncated, info
 
-    def step(self, action: str):
-        plan = self.plan_step(action)
+    def step(self, action: str, *, raw_action: str | None = None):
+        plan = self.plan_step(action, raw_action)
         execute_edits(self.editor, [plan], [self.config.reject_blank_outputs])
         self.apply_edit(plan)
         (reward_output,) = score_batch(self.reward_fn, [plan])

@@ -14,7 +14,6 @@ from __future__ import annotations
 from copy import deepcopy
 from typing import Any, Callable, Sequence
 
-import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate

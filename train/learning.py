@@ -208,8 +208,6 @@ def play(model, processor, env, task_indices: Sequence[int], seeds: Sequence[int
     from train.model import generation_suppression
     from train.tools import tool_result_content, tool_schemas
 
-    from mira_env.env import EditEnv
-
     results = []
     suppress = generation_suppression(processor) if processor is not None else {}
     tools = tool_schemas()
@@ -246,7 +244,7 @@ def play(model, processor, env, task_indices: Sequence[int], seeds: Sequence[int
                 answers[j].append(text)
                 parsed = parse_action(text, envs[j].config.max_instruction_length)
                 e = envs[j]
-                if turn == budget or e._done:  # noqa: SLF001 - budget used up: episode is already scored
+                if turn == budget or e.done:  # budget used up: the episode is already scored
                     done[j] = True
                     continue
                 if parsed.ok and parsed.action == STOP:
@@ -268,19 +266,12 @@ def play(model, processor, env, task_indices: Sequence[int], seeds: Sequence[int
         for j, e in enumerate(envs):
             comps = infos[j].get("reward_components") or {}
             if not comps:  # never scored (no terminal step): score the final image now
-                (output,) = e.reward_fn.score([_reward_input(e)])
+                (output,) = e.reward_fn.score([e.reward_input()])
                 comps = dict(output.components)
             results.append({"task_id": e.task.id, "success": float(comps.get("success") or 0.0),
                             "oracle": float(comps.get("oracle") or 0.0), "edits": len(e.history),
                             "answers": answers[j]})
     return results
-
-
-def _reward_input(e):
-    from mira_env.reward_api import RewardInput
-
-    return RewardInput(source=e.source_image, edited=e.current_image, instruction=e.task.instruction,
-                       trajectory=e.history, task=e.task, terminated=False, step=e._step)  # noqa: SLF001
 
 
 def summarize(name: str, results: list[dict]) -> dict:
@@ -297,10 +288,9 @@ def run(cfg: LearningConfig) -> dict:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from mira_env.shapes import make_shapes_env
-    from train.config import ModelArguments
     from train.data import record_samples
-    from train.grpo import GRPOEnvArguments, build_dataset, resolve as grpo_resolve, train_grpo
-    from train.sft import SFTDataArguments, resolve as sft_resolve, train_sft
+    from train.grpo import build_dataset, resolve as grpo_resolve, train_grpo
+    from train.sft import resolve as sft_resolve, train_sft
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from PIL import Image
 
 from agents.prompt import STOP, format_action, parse_action
 from mira_env.env import EditEnv
-from mira_env.reward_api import RewardInput, RewardOutput
+from mira_env.reward_api import RewardOutput
 
 #: transformers response template: ``<think>`` -> reasoning, ``<edit>X</edit>`` -> edit(instruction=X).
 EDIT_RESPONSE_TEMPLATE: dict[str, Any] = {
@@ -107,15 +107,12 @@ class EditingToolEnv:
             instruction: One atomic editing instruction, e.g. "make the red circle blue".
         """
         env = self.env
-        if self.finished or env._done:  # noqa: SLF001 - the budget is the env's
+        if self.finished or env.done:
             raise RuntimeError(f"the edit budget of {env.config.max_steps} edits is used up; answer <STOP>")
-        obs, reward, terminated, truncated, info = env.step(str(instruction))
-        # TRL parsed this call out of the answer "<edit>X</edit>": record that answer as the raw action, so
-        # format-type reward terms score what the policy wrote, not the bare instruction. The terminal
-        # reward reads raw_actions at the end of the episode (a step that ends it is rescored in _finish).
-        # (An edit that uses up the budget is scored inside env.step, before this rewrite.)
-        if env._raw_actions and str(instruction).strip():  # noqa: SLF001 - EditEnv takes no raw answer text
-            env._raw_actions[-1] = format_action(str(instruction))  # noqa: SLF001
+        # TRL parsed this call out of the answer "<edit>X</edit>": pass that answer as the raw action, so
+        # format-type reward terms score what the policy wrote, not the bare instruction.
+        raw = format_action(str(instruction)) if str(instruction).strip() else None
+        obs, reward, terminated, truncated, info = env.step(str(instruction), raw_action=raw)
         self._last_info = info
         self.steps.append({"instruction": info["instruction"], "valid": info["valid_action"],
                            "editor_error": info["editor_error"]})
@@ -141,13 +138,13 @@ class EditingToolEnv:
         self.final_text = final_text
         env = self.env
         parsed = parse_action(final_text or "", env.config.max_instruction_length)
-        if not env._done and parsed.ok and parsed.action == STOP:  # noqa: SLF001
+        if not env.done and parsed.ok and parsed.action == STOP:
             self.stopped = True
             _, _, _, _, info = env.step(STOP)
             self._last_info = info
             self.result = RewardOutput(info.get("reward_total"), info.get("reward_components") or {},
                                        info.get("reward_errors") or {})
-        elif not env._done or self.result is None:  # noqa: SLF001
+        elif not env.done or self.result is None:
             self.result = self._score_now(final_text)
         return self.result
 
@@ -155,10 +152,7 @@ class EditingToolEnv:
         env = self.env
         if env.reward_fn is None:
             return RewardOutput(0.0, {}, {})
-        raw = list(env._raw_actions) + [final_text or ""]  # noqa: SLF001
-        item = RewardInput(source=env.source_image, edited=env.current_image, instruction=env.task.instruction,
-                           trajectory=env.history, task=env.task, raw_actions=raw,
-                           invalid_actions=env._invalid + 1, terminated=False, step=env._step)  # noqa: SLF001
+        item = env.reward_input(extra_raw_actions=[final_text or ""], extra_invalid=1)
         try:
             (output,) = env.reward_fn.score([item])
         except Exception as exc:  # noqa: BLE001 - an unscorable episode is data

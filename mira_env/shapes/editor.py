@@ -26,7 +26,7 @@ from mira_env.shapes.execute import EditFailure, apply_to, resolve
 from mira_env.shapes.grammar import Op, ParseError, parse_clauses
 from mira_env.shapes.noise import EditorNoise
 from mira_env.shapes.render import RenderCache, resolution_hw
-from mira_env.shapes.scene import BACKGROUNDS, CELL_NAMES, COLORS, DIRECTIONS, GRID, Obj, Scene
+from mira_env.shapes.scene import BACKGROUNDS, CELL_NAMES, COLORS, DIRECTIONS, GRID, Scene
 
 
 def _neighbour(palette: tuple[str, ...], name: str, rng: random.Random) -> str:

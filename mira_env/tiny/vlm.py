@@ -101,7 +101,7 @@ def _config(kind: str, token_ids: dict[str, int], vocab_size: int):
                vision_end_token_id=token_ids["<|vision_end|>"])
     # head_dim = hidden_size / num_attention_heads = 16; mrope_section sums to head_dim / 2 = 8.
     text = dict(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
+                num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=8192,
                 rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
                 pad_token_id=token_ids["<|endoftext|>"], eos_token_id=token_ids["<|im_end|>"],
                 bos_token_id=token_ids["<|endoftext|>"])

@@ -288,3 +288,21 @@ def test_step_seeds_are_spread_and_deterministic():
     assert len(seeds) == 500
     assert mira_env.step_seed(3, 4) == mira_env.step_seed(3, 4)
     assert all(0 <= s < 2**31 - 1 for s in seeds)
+
+
+def test_raw_action_text_reaches_the_reward_input():
+    class Recorder(MeanBrightnessReward):
+        def score(self, items):
+            self.items = list(items)
+            return super().score(items)
+
+    reward = Recorder()
+    env = make_env(reward=reward, max_steps=2)
+    env.reset(seed=0)
+    env.step("add a hat", raw_action="<think>hat first</think><edit>add a hat</edit>")
+    assert not env.done
+    env.step("<STOP>")
+    assert env.done
+    assert reward.items[0].raw_actions == ["<think>hat first</think><edit>add a hat</edit>", "<STOP>"]
+    extra = env.reward_input(extra_raw_actions=["garbage"], extra_invalid=1)
+    assert extra.raw_actions[-1] == "garbage" and extra.invalid_actions == 1 and extra.trajectory == ["add a hat"]
