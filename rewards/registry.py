@@ -7,7 +7,7 @@ keyword arguments; the shared settings (``config.clip``, ``config.lpips``, ``con
 Built-in names: ``clip_t``, ``clip_dir``, ``clip_i`` (:mod:`rewards.clip`), ``lpips``
 (:mod:`rewards.lpips_term`), ``l1``, ``l2`` (:mod:`rewards.pixel`), ``judge_sc``, ``judge_pq``,
 ``judge_overall`` (:mod:`rewards.judge`), ``format``, ``step_cost``, ``invalid_action``
-(:mod:`rewards.rules`), ``oracle`` (:mod:`rewards.oracle`). Add your own with :func:`register_term`.
+(:mod:`rewards.rules`), ``oracle``, ``oracle_progress`` (:mod:`rewards.oracle`). Add your own with :func:`register_term`.
 """
 
 from __future__ import annotations
@@ -129,6 +129,7 @@ TERMS: dict[str, Factory] = {
     "step_cost": _simple("rewards.rules", "StepCost"),
     "invalid_action": _simple("rewards.rules", "InvalidActionPenalty"),
     "oracle": _simple("rewards.oracle", "OracleReward"),
+    "oracle_progress": _simple("rewards.oracle", "OracleProgress"),
 }
 
 
