@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
-from agents.prompt import DEFAULT_MAX_LENGTH, ParsedAction, parse_action, state_messages
+from agents.prompt import DEFAULT_MAX_LENGTH, ParsedAction, batch_messages, parse_action
 from mira_env.config import merge_config
 from mira_env.errors import ConfigError, MiraError, describe
 
@@ -205,10 +205,7 @@ class APIAgent:
     def act(self, observations: Sequence[Mapping[str, Any]],
             infos: Sequence[Mapping[str, Any]] | None = None) -> list[str]:
         """One action per observation; requests run concurrently (``concurrency`` at a time)."""
-        if isinstance(observations, Mapping) or not isinstance(observations, Sequence):
-            raise ConfigError(f"observations={describe(observations)} must be a list of observation dicts "
-                              "(wrap a single observation as [obs])")
-        conversations = [state_messages(obs, system_prompt=self.config.system_prompt) for obs in observations]
+        conversations = batch_messages(observations, system_prompt=self.config.system_prompt)
         results = self.complete_many(conversations)
         limit = self.config.max_instruction_length
         outputs = []

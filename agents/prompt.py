@@ -199,6 +199,14 @@ def state_messages(obs: Mapping[str, Any], *, system_prompt: str | None = None) 
     return build_messages(instruction, source, current, history, system_prompt=system_prompt)
 
 
+def batch_messages(observations: Sequence[Mapping[str, Any]], *, system_prompt: str | None = None) -> list[list[dict]]:
+    """:func:`state_messages` for a batch of observations; a bare observation dict is refused clearly."""
+    if isinstance(observations, Mapping) or not isinstance(observations, Sequence):
+        raise ConfigError(f"observations={describe(observations)} must be a list of observation dicts "
+                          "(wrap a single observation as [obs])")
+    return [state_messages(obs, system_prompt=system_prompt) for obs in observations]
+
+
 # ---------------------------------------------------------------------------------------------- outputs
 def format_action(action: str, reasoning: str | None = None) -> str:
     """The answer text for ``action`` (the SFT target); :func:`parse_action` inverts it.

@@ -17,7 +17,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from agents.prompt import DEFAULT_MAX_LENGTH, ParsedAction, parse_action, state_messages
+from agents.prompt import DEFAULT_MAX_LENGTH, ParsedAction, batch_messages, parse_action
 from mira_env.config import merge_config
 from mira_env.errors import ConfigError, describe
 
@@ -148,10 +148,7 @@ class VLMAgent:
     def act(self, observations: Sequence[Mapping[str, Any]],
             infos: Sequence[Mapping[str, Any]] | None = None) -> list[str]:
         """One action per observation; ONE ``generate`` call per ``batch_size`` observations."""
-        if isinstance(observations, Mapping) or not isinstance(observations, Sequence):
-            raise ConfigError(f"observations={describe(observations)} must be a list of observation dicts "
-                              "(wrap a single observation as [obs])")
-        conversations = [state_messages(obs, system_prompt=self.config.system_prompt) for obs in observations]
+        conversations = batch_messages(observations, system_prompt=self.config.system_prompt)
         texts: list[str] = []
         size = self.config.batch_size
         for start in range(0, len(conversations), size):

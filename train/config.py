@@ -178,12 +178,14 @@ def split_values(values: dict[str, Any], classes: Sequence[type]) -> list[dict[s
 
 
 def resolve_config(classes: Sequence[type], args: argparse.Namespace | dict[str, Any] | None = None,
-                   yaml_path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> list[Any]:
-    """Instances of ``classes`` from defaults <- YAML file <- ``args`` (explicit CLI) <- ``overrides``."""
+                   yaml_path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                   defaults: dict[str, Any] | None = None) -> list[Any]:
+    """Instances of ``classes`` from ``defaults`` <- YAML file (``config`` in ``args`` wins over
+    ``yaml_path``) <- ``args`` (explicit CLI) <- ``overrides``."""
     given = dict(vars(args) if isinstance(args, argparse.Namespace) else (args or {}))
     yaml_path = given.pop("config", None) or yaml_path
     given = {k: v for k, v in given.items() if not k.startswith("_")}
-    merged = {**load_yaml(yaml_path), **given, **(overrides or {})}
+    merged = {**(defaults or {}), **load_yaml(yaml_path), **given, **(overrides or {})}
     return [cls(**values) for cls, values in zip(classes, split_values(merged, classes))]
 
 

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 from mira_env.errors import ConfigError, describe
 from train.config import (ModelArguments, add_dataclass_arguments, add_hf_dataclass_arguments, config_to_dict,
-                          load_yaml, resolve_config)
+                          resolve_config)
 
 TASK_SOURCES = ("shapes",)
 
@@ -112,10 +112,8 @@ def resolve(args: argparse.Namespace | dict | None = None, yaml_path: str | None
     """``(ModelArguments, GRPOEnvArguments, GRPOConfig)`` from defaults <- YAML <- CLI <- overrides."""
     from trl import GRPOConfig
 
-    given = dict(vars(args) if isinstance(args, argparse.Namespace) else (args or {}))
-    yaml_path = given.pop("config", None) or yaml_path
-    merged = {**_grpo_defaults(), **load_yaml(yaml_path), **given, **overrides}
-    model_args, env_args, grpo_config = resolve_config((ModelArguments, GRPOEnvArguments, GRPOConfig), merged)
+    model_args, env_args, grpo_config = resolve_config((ModelArguments, GRPOEnvArguments, GRPOConfig), args,
+                                                       yaml_path, overrides, defaults=_grpo_defaults())
     if grpo_config.max_tool_calling_iterations is None or grpo_config.max_tool_calling_iterations < 1:
         raise ConfigError("max_tool_calling_iterations is the edit budget T of an episode and must be >= 1, got "
                           f"{grpo_config.max_tool_calling_iterations!r}")

@@ -74,12 +74,8 @@ def resolve(args: argparse.Namespace | dict | None = None, yaml_path: str | None
     """``(ModelArguments, SFTDataArguments, SFTConfig)`` from defaults <- YAML <- CLI <- overrides."""
     from trl import SFTConfig
 
-    given = dict(vars(args) if isinstance(args, argparse.Namespace) else (args or {}))
-    yaml_path = given.pop("config", None) or yaml_path
-    from train.config import load_yaml
-
-    merged = {**_sft_defaults(), **load_yaml(yaml_path), **given, **overrides}
-    return tuple(resolve_config((ModelArguments, SFTDataArguments, SFTConfig), merged))  # type: ignore[return-value]
+    return tuple(resolve_config((ModelArguments, SFTDataArguments, SFTConfig), args, yaml_path, overrides,  # type: ignore[return-value]
+                                defaults=_sft_defaults()))
 
 
 @dataclass
