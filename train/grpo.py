@@ -236,10 +236,9 @@ def train_grpo(model_args: ModelArguments, env_args: GRPOEnvArguments, grpo_conf
                dataset=None, model=None, processor=None, callbacks: list | None = None) -> GRPOResult:
     """Run multi-turn GRPO. ``env`` / ``dataset`` / ``model`` + ``processor`` replace what the arguments
     would build (tests and the learning script pass their own)."""
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import GRPOTrainer
 
-    from train.model import generation_suppression, load_policy, lora_config
+    from train.model import generation_suppression, load_policy, lora_config, train_and_save
     from train.tools import env_factory, set_edit_response_template
 
     budget = int(grpo_config.max_tool_calling_iterations)
@@ -267,18 +266,10 @@ def train_grpo(model_args: ModelArguments, env_args: GRPOEnvArguments, grpo_conf
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=grpo_config, train_dataset=dataset,
                           processing_class=processor, peft_config=lora_config(model_args),
                           environment_factory=env_factory(env), callbacks=callbacks)
-    out = Path(grpo_config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "mira_grpo_config.json").write_text(json.dumps(config_to_dict(model_args, env_args), indent=2))
-    # 5. train, resuming from a checkpoint when asked (a killed run continues where it stopped)
-    resume = env_args.resume
-    if resume == "auto":
-        resume = get_last_checkpoint(str(out)) if out.is_dir() else None
-    result = trainer.train(resume_from_checkpoint=resume)
-    # 6. save the final policy
-    trainer.save_model(str(out))
-    processor.save_pretrained(str(out))
-    return GRPOResult(trainer=trainer, output_dir=str(out), metrics=dict(result.metrics), reward=reward)
+    # 5. train (resuming when asked) and save the final policy
+    metrics = train_and_save(trainer, processor, grpo_config.output_dir, env_args.resume,
+                             config_to_dict(model_args, env_args), "mira_grpo_config.json")
+    return GRPOResult(trainer=trainer, output_dir=str(grpo_config.output_dir), metrics=metrics, reward=reward)
 
 
 def main(args: argparse.Namespace) -> int:

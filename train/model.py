@@ -57,3 +57,24 @@ def cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def train_and_save(trainer: Any, processor: Any, output_dir: str, resume: str | None,
+                   settings: dict, settings_file: str) -> dict:
+    """Record ``settings`` as ``output_dir/settings_file``, train (``resume``: a checkpoint path, or
+    ``"auto"`` for the last checkpoint in ``output_dir`` so a killed run continues where it stopped),
+    then save the final model and processor (loadable with ``from_pretrained`` / ``VLMAgent``).
+    Returns the training metrics."""
+    import json
+
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / settings_file).write_text(json.dumps(settings, indent=2))
+    if resume == "auto":
+        resume = get_last_checkpoint(str(out)) if out.is_dir() else None
+    result = trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(str(out))
+    processor.save_pretrained(str(out))
+    return dict(result.metrics)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from mira_env.errors import ConfigError, describe
@@ -89,11 +88,10 @@ class SFTResult:
 def train_sft(model_args: ModelArguments, data_args: SFTDataArguments, sft_config: Any, *,
               samples: list[dict] | None = None, callbacks: list | None = None) -> SFTResult:
     """Run SFT; ``samples`` (from :func:`train.data.build_sft_samples`) replaces ``data_args.records``."""
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer
 
     from train.data import SFTCollator, build_sft_samples, samples_to_dataset
-    from train.model import load_policy, lora_config
+    from train.model import load_policy, lora_config, train_and_save
 
     # 1. model and processor (hub id, local folder, or a tiny offline build)
     model, processor = load_policy(model_args)
@@ -112,18 +110,11 @@ def train_sft(model_args: ModelArguments, data_args: SFTDataArguments, sft_confi
     trainer = SFTTrainer(model=model, args=sft_config, train_dataset=samples_to_dataset(samples), processing_class=processor,
                          data_collator=SFTCollator(processor), peft_config=lora_config(model_args),
                          callbacks=callbacks)
-    out = Path(sft_config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "mira_sft_config.json").write_text(json.dumps(config_to_dict(model_args, data_args), indent=2))
-    # 4. train, resuming from a checkpoint when asked
-    resume = data_args.resume
-    if resume == "auto":
-        resume = get_last_checkpoint(str(out)) if out.is_dir() else None
-    result = trainer.train(resume_from_checkpoint=resume)
-    # 5. save the final model and processor (loadable with from_pretrained / VLMAgent)
-    trainer.save_model(str(out))
-    processor.save_pretrained(str(out))
-    return SFTResult(trainer=trainer, output_dir=str(out), metrics=dict(result.metrics), num_samples=len(samples))
+    # 4. train (resuming when asked) and save the final model and processor
+    metrics = train_and_save(trainer, processor, sft_config.output_dir, data_args.resume,
+                             config_to_dict(model_args, data_args), "mira_sft_config.json")
+    return SFTResult(trainer=trainer, output_dir=str(sft_config.output_dir), metrics=metrics,
+                     num_samples=len(samples))
 
 
 def main(args: argparse.Namespace) -> int:
