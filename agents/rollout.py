@@ -338,9 +338,6 @@ class RolloutEngine:
         reset = getattr(self.agent, "reset", None)
         if callable(reset):
             reset(self.venv.num_envs)
-        if total:
-            # reset_group on a subset batches every env's observation: all of them need one first
-            self.venv.reset(seed=self.config.seed)
         free = deque(range(self.venv.num_envs))
         running: dict[int, _Running] = {}
         finished: list[dict] = []
