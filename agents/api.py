@@ -2,8 +2,8 @@
 
 Works with a local vLLM / SGLang server (``vllm serve Qwen/Qwen2.5-VL-7B-Instruct`` ->
 ``base_url="http://localhost:8000/v1"``) or a hosted model. Each observation becomes the same MIRA
-conversation as :class:`~agents.vlm.VLMAgent` uses (:func:`agents.prompt.build_messages`, images sent
-as PNG data URIs) and each answer is parsed with :func:`agents.prompt.parse_action`.
+conversation as :class:`~mira_env.agents.vlm.VLMAgent` uses (:func:`mira_env.agents.prompt.build_messages`, images sent
+as PNG data URIs) and each answer is parsed with :func:`mira_env.agents.prompt.parse_action`.
 
 - Requests run in a thread pool of ``concurrency`` workers over one ``httpx.Client``.
 - 429, 5xx, timeouts and connection errors are retried up to ``max_retries`` times with exponential
@@ -28,7 +28,8 @@ from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
-from agents.prompt import DEFAULT_MAX_LENGTH, ParsedAction, batch_messages, parse_action
+from mira_env.actions import DEFAULT_MAX_LENGTH, ParsedAction, parse_action
+from mira_env.agents.prompt import batch_messages
 from mira_env.config import merge_config
 from mira_env.errors import ConfigError, MiraError, describe
 
@@ -61,7 +62,7 @@ class APIAgentConfig:
     temperature: float = field(default=0.0, metadata={"help": "Sampling temperature sent to the server."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass sent to the server, in (0, 1]."})
     system_prompt: str | None = field(default=None, metadata={
-        "help": "Replaces agents.prompt.SYSTEM_PROMPT; '' drops the system message."})
+        "help": "Replaces mira_env.agents.prompt.SYSTEM_PROMPT; '' drops the system message."})
     max_instruction_length: int = field(default=DEFAULT_MAX_LENGTH, metadata={
         "help": "Longest accepted atomic instruction in characters; longer answers are malformed."})
     extra_body: dict = field(default_factory=dict, metadata={
@@ -150,7 +151,7 @@ class APIAgent:
         config: an :class:`APIAgentConfig`; any field may also be passed as a keyword.
 
     Attributes:
-        last_outputs: one :class:`~agents.prompt.ParsedAction` per observation of the last call.
+        last_outputs: one :class:`~mira_env.agents.prompt.ParsedAction` per observation of the last call.
         requests_sent: HTTP requests sent so far (retries included).
     """
 

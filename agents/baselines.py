@@ -1,6 +1,6 @@
 """Baseline agents: the shapes-world scripted oracle, the one-shot editor call, and a random policy.
 
-All three implement :class:`agents.base.Agent` (``name``, ``act(observations, infos)``, ``reset(n)``).
+All three implement :class:`mira_env.agents.base.Agent` (``name``, ``act(observations, infos)``, ``reset(n)``).
 """
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from __future__ import annotations
 import random
 from typing import Any, Mapping, Sequence
 
+from mira_env.actions import STOP
 from mira_env.shapes.execute import EditFailure, apply_op
 from mira_env.shapes.grammar import ParseError, parse_instruction, phrase, Op, parse_ref, PHRASINGS, phrasing_key
 from mira_env.shapes.planner import next_edit
 from mira_env.shapes.refer import simplest_ref
 from mira_env.shapes.scene import BACKGROUNDS, CELLS, COLORS, DIRECTIONS, SHAPES, SIZES, Scene
 
-STOP = "<STOP>"
 
 
 def _info(infos: Sequence[Mapping[str, Any]] | None, index: int) -> Mapping[str, Any]:

@@ -11,45 +11,20 @@ in the chat-message format of transformers processors and TRL::
          {"type": "text", "text": "Instruction (C): ...\\n\\nEdits applied so far:\\n1. ...\\n2. ..."
                                   "\\n\\n<format reminder>"}]}]
 
-Output format (what the policy must answer; :func:`format_action` writes it, :func:`parse_action`
-reads it). After stripping surrounding whitespace the answer is::
+The answer format (``<edit>``, ``<STOP>``, ``<think>``) and its parser live in :mod:`mira_env.actions`.
 
-    [<think>REASONING</think>]  then exactly one of   <edit>INSTRUCTION</edit>   |   <STOP>
-
-- ``<think>REASONING</think>`` is optional; when present it comes first, appears once, and
-  ``REASONING`` may be any text without the tags ``<think>``, ``</think>``, ``<edit>``, ``</edit>``
-  or ``<STOP>``. Whitespace (including newlines) may separate it from what follows.
-- ``<edit>INSTRUCTION</edit>``: ONE atomic instruction (e.g. ``add a red hat to the man``).
-  ``INSTRUCTION`` has its whitespace runs collapsed to single spaces; it must be non-empty, at most
-  ``max_length`` characters, made of ``string.printable`` characters and free of the tags above.
-- ``<STOP>`` (any letter case): the edit is complete; the episode ends.
-- Nothing else may follow the closing tag. Tags are lower case except ``<STOP>``.
-
-Anything else is malformed: :func:`parse_action` returns ``action=""`` (which ``EditEnv`` counts as an
-invalid, ``"empty"`` action) and an ``error`` naming what is wrong. The format is small on purpose:
-a tiny model learns it in a few SFT steps, and GRPO can reward it with ``ParsedAction.ok``.
-
-Keep :data:`SYSTEM_PROMPT`, :func:`build_messages` and :func:`format_action` stable: SFT data and
+Keep :data:`SYSTEM_PROMPT`, :func:`build_messages` and :func:`mira_env.actions.format_action` stable: SFT data and
 GRPO prompts are built with them, and a change invalidates trained checkpoints.
 """
 
 from __future__ import annotations
 
-import re
-import string
-from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
 
 from mira_env.errors import ConfigError, describe
-
-STOP = "<STOP>"
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-EDIT_OPEN, EDIT_CLOSE = "<edit>", "</edit>"
-TAGS = (THINK_OPEN, THINK_CLOSE, EDIT_OPEN, EDIT_CLOSE, STOP)
-DEFAULT_MAX_LENGTH = 512
 
 #: The format reminder closing every user turn.
 FORMAT_INSTRUCTIONS = (
@@ -68,28 +43,10 @@ SYSTEM_PROMPT = (
     "<edit>one atomic instruction</edit> or <STOP>. Write nothing after it."
 )
 
-_PRINTABLE = frozenset(string.printable)
-_TAG_RE = re.compile(r"</?(?:think|edit)>|<stop>", re.IGNORECASE)
 
 
 class PromptError(ConfigError):
     """A prompt input (image, history, action) has the wrong type or value."""
-
-
-@dataclass(frozen=True)
-class ParsedAction:
-    """The result of :func:`parse_action`.
-
-    ``action`` is the atomic instruction, ``"<STOP>"``, or ``""`` when the output is malformed
-    (``ok`` is then False and ``error`` says why). ``reasoning`` is the ``<think>`` text, if any;
-    ``text`` the raw model output.
-    """
-
-    action: str
-    ok: bool
-    error: str | None
-    reasoning: str | None
-    text: str = ""
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -207,96 +164,7 @@ def batch_messages(observations: Sequence[Mapping[str, Any]], *, system_prompt: 
     return [state_messages(obs, system_prompt=system_prompt) for obs in observations]
 
 
-# ---------------------------------------------------------------------------------------------- outputs
-def format_action(action: str, reasoning: str | None = None) -> str:
-    """The answer text for ``action`` (the SFT target); :func:`parse_action` inverts it.
-
-    ``format_action("add a hat")`` -> ``"<edit>add a hat</edit>"``; ``format_action("<STOP>")`` ->
-    ``"<STOP>"``; with ``reasoning`` the answer starts with ``"<think>REASONING</think>\\n"``.
-    """
-    if not isinstance(action, str):
-        raise PromptError(f"action={describe(action)} must be a str (an atomic instruction or '<STOP>')")
-    instruction = " ".join(action.split())
-    if not instruction:
-        raise PromptError(f"action={action!r} is empty; pass an atomic instruction or '<STOP>'")
-    if reasoning is not None:
-        if not isinstance(reasoning, str):
-            raise PromptError(f"reasoning={describe(reasoning)} must be a str or None")
-        tag = _TAG_RE.search(reasoning)
-        if tag:
-            raise PromptError(f"reasoning contains the tag {tag.group(0)!r}; remove it")
-    prefix = f"{THINK_OPEN}{reasoning.strip()}{THINK_CLOSE}\n" if reasoning is not None and reasoning.strip() else ""
-    if instruction.lower() == STOP.lower():
-        return prefix + STOP
-    tag = _TAG_RE.search(instruction)
-    if tag:
-        raise PromptError(f"action={instruction!r} contains the tag {tag.group(0)!r}; pass the bare instruction")
-    return f"{prefix}{EDIT_OPEN}{instruction}{EDIT_CLOSE}"
-
-
-def _preview(text: str, limit: int = 40) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
-def parse_action(text: str, max_length: int = DEFAULT_MAX_LENGTH) -> ParsedAction:
-    """Parse a policy answer in the module's output format; never raises on model output.
-
-    Returns ``ParsedAction(action, ok=True, error=None, reasoning)`` for a well-formed answer
-    (``action`` is the whitespace-collapsed instruction or ``"<STOP>"``), else
-    ``ParsedAction("", ok=False, error=<why>, reasoning)``.
-    """
-    if not isinstance(text, str):
-        raise PromptError(f"text={describe(text)} must be the decoded model output (a str)")
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-        raise PromptError(f"max_length={describe(max_length)} must be a positive int")
-
-    def bad(error: str, reasoning: str | None = None) -> ParsedAction:
-        return ParsedAction("", False, error, reasoning, text)
-
-    rest = text.strip()
-    if not rest:
-        return bad("empty output")
-    reasoning = None
-    if rest.startswith(THINK_OPEN):
-        end = rest.find(THINK_CLOSE)
-        if end < 0:
-            return bad("unclosed <think>: missing </think>")
-        reasoning = rest[len(THINK_OPEN):end].strip()
-        tag = _TAG_RE.search(reasoning)
-        if tag:
-            return bad(f"tag {tag.group(0)!r} inside <think></think>")
-        rest = rest[end + len(THINK_CLOSE):].strip()
-        if not rest:
-            return bad("no <edit>...</edit> or <STOP> after </think>", reasoning)
-    if rest[: len(STOP)].lower() == STOP.lower():
-        trailing = rest[len(STOP):].strip()
-        if trailing:
-            return bad(f"text after <STOP>: {_preview(trailing)}", reasoning)
-        return ParsedAction(STOP, True, None, reasoning, text)
-    if not rest.startswith(EDIT_OPEN):
-        return bad(f"expected <edit>...</edit> or <STOP>, got {_preview(rest)}", reasoning)
-    end = rest.find(EDIT_CLOSE)
-    if end < 0:
-        return bad("unclosed <edit>: missing </edit>", reasoning)
-    trailing = rest[end + len(EDIT_CLOSE):].strip()
-    if trailing:
-        return bad(f"text after </edit>: {_preview(trailing)}", reasoning)
-    instruction = " ".join(rest[len(EDIT_OPEN):end].split())
-    if not instruction:
-        return bad("empty instruction inside <edit></edit>", reasoning)
-    tag = _TAG_RE.search(instruction)
-    if tag:
-        return bad(f"tag {tag.group(0)!r} inside <edit></edit>", reasoning)
-    odd = next((ch for ch in instruction if ch not in _PRINTABLE), None)
-    if odd is not None:
-        return bad(f"non-printable character {odd!r} in the instruction", reasoning)
-    if len(instruction) > max_length:
-        return bad(f"instruction has {len(instruction)} characters, over max_length={max_length}", reasoning)
-    return ParsedAction(instruction, True, None, reasoning, text)
-
-
 __all__ = [
-    "DEFAULT_MAX_LENGTH", "FORMAT_INSTRUCTIONS", "ParsedAction", "PromptError", "STOP", "SYSTEM_PROMPT",
-    "build_messages", "format_action", "format_history", "message_images", "observation_to_state",
-    "parse_action", "state_messages", "to_pil",
+    "FORMAT_INSTRUCTIONS", "PromptError", "SYSTEM_PROMPT", "batch_messages", "build_messages", "format_history",
+    "message_images", "observation_to_state", "state_messages", "to_pil",
 ]

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from agents.rollout import slug, to_jsonable
+from mira_env.agents.rollout import slug, to_jsonable
 
 TASK_INDEX = "tasks.json"
 REPORT_FILE = "report.html"

@@ -284,8 +284,8 @@ class RolloutEngine:
 
     Args:
         venv: the batched environment; it needs at least ``config.group_size`` environments.
-        agent: an :class:`~agents.base.Agent`; if it has ``last_outputs`` (one raw text, or an object
-            with ``text`` / ``error`` such as :class:`~agents.prompt.ParsedAction`, per observation of
+        agent: an :class:`~mira_env.agents.base.Agent`; if it has ``last_outputs`` (one raw text, or an object
+            with ``text`` / ``error`` such as :class:`~mira_env.agents.prompt.ParsedAction`, per observation of
             the last ``act`` call) they are recorded as each step's ``raw_output`` / ``parse_error``.
         config: grouping, seeding and image options.
         store: where finished episodes go (``None``: kept in memory only).
@@ -464,7 +464,7 @@ def run_agents(venv: Any, agents: Mapping[str, Any], jobs: Sequence[GroupJob], c
 
 
 class _NoProgress:
-    def update(self, n: int = 1) -> None:  # noqa: D401 - a do-nothing progress bar
+    def update(self, n: int = 1) -> None:
         return None
 
 

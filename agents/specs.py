@@ -1,14 +1,14 @@
-"""Agent specs (the strings users type in ``mira run`` / ``mira eval``) -> :class:`~agents.base.Agent` objects.
+"""Agent specs (the strings users type in ``mira run`` / ``mira eval``) -> :class:`~mira_env.agents.base.Agent` objects.
 
 ===============================  ===========================================================
 spec                             agent
 ===============================  ===========================================================
-``oracle``                       :class:`agents.baselines.ScriptedOracleAgent` (shapes world)
-``one-shot``                     :class:`agents.baselines.OneShotAgent` (C as one edit, then stop)
-``random``                       :class:`agents.baselines.RandomAgent` (seeded)
-``vlm:<hub id or local path>``   :class:`agents.vlm.VLMAgent`
+``oracle``                       :class:`mira_env.agents.baselines.ScriptedOracleAgent` (shapes world)
+``one-shot``                     :class:`mira_env.agents.baselines.OneShotAgent` (C as one edit, then stop)
+``random``                       :class:`mira_env.agents.baselines.RandomAgent` (seeded)
+``vlm:<hub id or local path>``   :class:`mira_env.agents.vlm.VLMAgent`
 ``vlm:tiny`` / ``vlm:tiny-<kind>``  a tiny random VLM built offline (:mod:`mira_env.tiny.vlm`), for smoke runs
-``api:<model>@<base_url>``       :class:`agents.api.APIAgent` (an OpenAI-compatible chat endpoint)
+``api:<model>@<base_url>``       :class:`mira_env.agents.api.APIAgent` (an OpenAI-compatible chat endpoint)
 ===============================  ===========================================================
 
 Heavy modules (torch, transformers) are imported only when a spec that needs them is built.
@@ -64,14 +64,14 @@ def make_agent(spec: str, *, seed: int = 0, vlm_options: Mapping[str, Any] | Non
                api_options: Mapping[str, Any] | None = None) -> Any:
     """Build the agent of ``spec`` (see the module table). ``seed`` seeds ``random`` and sampling VLMs.
 
-    ``vlm_options`` go to :class:`~agents.vlm.VLMAgent` (``device``, ``max_new_tokens``, ...),
+    ``vlm_options`` go to :class:`~mira_env.agents.vlm.VLMAgent` (``device``, ``max_new_tokens``, ...),
     ``api_options`` to the API agent (``api_key``, ``timeout``, ...).
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"agent spec {describe(spec)} must be one of: {', '.join(SPEC_FORMS)}")
     spec = spec.strip()
     if spec in BASELINES:
-        from agents import baselines
+        from mira_env.agents import baselines
 
         cls = getattr(baselines, BASELINES[spec])
         agent = cls(seed=seed) if spec == "random" else cls()
@@ -82,7 +82,7 @@ def make_agent(spec: str, *, seed: int = 0, vlm_options: Mapping[str, Any] | Non
         if target == "tiny" or target.startswith("tiny-"):
             kind = "qwen2_5_vl" if target == "tiny" else target[len("tiny-"):]
             target = str(tiny_vlm_path(kind))
-        from agents.vlm import VLMAgent
+        from mira_env.agents.vlm import VLMAgent
 
         options = dict(vlm_options or {})
         options.setdefault("seed", seed)
@@ -90,9 +90,9 @@ def make_agent(spec: str, *, seed: int = 0, vlm_options: Mapping[str, Any] | Non
     elif spec.startswith("api:"):
         model, base_url = parse_api_spec(spec)
         try:
-            from agents.api import APIAgent
+            from mira_env.agents.api import APIAgent
         except ImportError as exc:
-            raise ConfigError(f"agent spec {spec!r} needs agents.api.APIAgent, which this install lacks "
+            raise ConfigError(f"agent spec {spec!r} needs mira_env.agents.api.APIAgent, which this install lacks "
                               f"({exc})") from exc
         agent = APIAgent(base_url=base_url, model=model, **dict(api_options or {}))
     else:

@@ -1,9 +1,9 @@
 """``VLMAgent``: a transformers image-text-to-text model as the MIRA policy.
 
 Each :meth:`VLMAgent.act` call turns every observation into the MIRA conversation
-(:func:`agents.prompt.build_messages`: I0, It, C, numbered history), renders the batch with
+(:func:`mira_env.agents.prompt.build_messages`: I0, It, C, numbered history), renders the batch with
 ``processor.apply_chat_template`` (left padding), runs ONE ``model.generate`` per batch of
-``batch_size`` observations and parses every answer with :func:`agents.prompt.parse_action`.
+``batch_size`` observations and parses every answer with :func:`mira_env.agents.prompt.parse_action`.
 Malformed answers become ``""`` (``EditEnv`` counts them as invalid actions); the raw texts and parse
 results of the last call stay on ``last_outputs`` for logs and trajectories.
 
@@ -17,7 +17,8 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from agents.prompt import DEFAULT_MAX_LENGTH, ParsedAction, batch_messages, parse_action
+from mira_env.actions import DEFAULT_MAX_LENGTH, ParsedAction, parse_action
+from mira_env.agents.prompt import batch_messages
 from mira_env.config import merge_config
 from mira_env.errors import ConfigError, describe
 
@@ -39,7 +40,7 @@ class VLMAgentConfig:
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature (do_sample=True only)."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass in (0, 1] (do_sample=True only)."})
     system_prompt: str | None = field(default=None, metadata={
-        "help": "Replaces agents.prompt.SYSTEM_PROMPT; '' drops the system message."})
+        "help": "Replaces mira_env.agents.prompt.SYSTEM_PROMPT; '' drops the system message."})
     max_instruction_length: int = field(default=DEFAULT_MAX_LENGTH, metadata={
         "help": "Longest accepted atomic instruction in characters; longer answers are malformed. "
                 "Match the env's max_instruction_length."})
@@ -86,7 +87,7 @@ class VLMAgent:
             ``system_prompt``, ``max_instruction_length``, ``batch_size``, ``seed``).
 
     Attributes:
-        last_outputs: one :class:`~agents.prompt.ParsedAction` (raw ``text`` included) per observation
+        last_outputs: one :class:`~mira_env.agents.prompt.ParsedAction` (raw ``text`` included) per observation
             of the last :meth:`act` call.
         generate_calls: how many ``generate`` calls this agent made.
     """
@@ -119,8 +120,8 @@ class VLMAgent:
             raise ConfigError(f"processor={describe(processor)} has no apply_chat_template(); pass its processor")
         agent = cls.__new__(cls)
         agent.config = _config(config, kwargs)
-        agent._setup(model, processor, name or getattr(getattr(model, "config", None), "_name_or_path", "") or
-                     type(model).__name__)
+        name = name or getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
+        agent._setup(model, processor, name)  # noqa: SLF001 - the class's own constructor path
         return agent
 
     def _setup(self, model: Any, processor: Any, source: str) -> None:

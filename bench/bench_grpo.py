@@ -3,7 +3,7 @@
 Both trainers are TRL 1.16 ``GRPOTrainer`` on the SAME policy, dataset rows (shapes-world prompts with
 I0 twice), group size and batch; measured in one run on this machine:
 
-- multi-turn: :func:`train.grpo.train_grpo` with ``environment_factory`` (every ``<edit>X</edit>`` runs the
+- multi-turn: :func:`mira_env.train.grpo.train_grpo` with ``environment_factory`` (every ``<edit>X</edit>`` runs the
   shapes-world editor through ``EditEnv.step``, the edited image goes back into the conversation and
   into the loss; the episode is scored by the oracle reward);
 - single-turn: the same trainer config without tools: one answer per rollout, scored by a cheap format
@@ -59,8 +59,8 @@ def sft_policy(root: Path, budget: int, steps: int) -> Path:
     from mira_env.records import EditingRecord, TrajectoryStep
     from mira_env.shapes import make_shapes_env
     from mira_env.tiny.vlm import build_tiny_vlm
-    from train.data import record_samples
-    from train.sft import resolve, train_sft
+    from mira_env.train.data import record_samples
+    from mira_env.train.sft import resolve, train_sft
 
     base = build_tiny_vlm("qwen2_5_vl", root / "tiny", seed=0)
     config = json.loads((base / "config.json").read_text())
@@ -85,8 +85,8 @@ def sft_policy(root: Path, budget: int, steps: int) -> Path:
 
 
 def format_reward(completions, **kwargs):
-    from agents.prompt import parse_action
-    from train.tools import last_answer_text
+    from mira_env.actions import parse_action
+    from mira_env.train.tools import last_answer_text
 
     return [float(parse_action(last_answer_text(c), 200).ok) for c in completions]
 
@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     from trl import GRPOTrainer
 
     from mira_env.shapes import make_shapes_env
-    from train.grpo import build_dataset, resolve, train_grpo
-    from train.model import generation_suppression
+    from mira_env.train.grpo import build_dataset, resolve, train_grpo
+    from mira_env.train.model import generation_suppression
 
     torch.set_num_threads(args.threads)
     root = Path(tempfile.mkdtemp(prefix="bench_grpo_"))

@@ -53,10 +53,10 @@ def main() -> None:
 
     from mira_env.tiny.reward_models import build_tiny_clip, build_tiny_lpips_home, default_root
     from mira_env.tiny.vlm import build_tiny_vlm, suppress_token_ids
-    from rewards.clip import ClipImage, ClipTextImage
-    from rewards.judge import JudgeCache, JudgeTerm, VLMJudge
-    from rewards.judge.transformers_backend import TransformersJudge
-    from rewards.lpips_term import LpipsDistance
+    from mira_env.rewards.clip import ClipImage, ClipTextImage
+    from mira_env.rewards.judge import JudgeCache, JudgeTerm, VLMJudge
+    from mira_env.rewards.judge.transformers_backend import TransformersJudge
+    from mira_env.rewards.lpips_term import LpipsDistance
 
     cache = Path(args.cache) if args.cache else default_root() / "bench"
     name, checkpoint = build_tiny_clip(cache / "clip")
@@ -84,8 +84,8 @@ def main() -> None:
     for label, make in tqdm(terms.items(), desc="terms", leave=False):
         term = make()
         fresh = label.startswith("judge")
-        batched = _time(lambda: (make() if fresh else term).score(items), args.repeats)
-        single = _time(lambda: [(make() if fresh else term).score([item]) for item in items], args.repeats)
+        batched = _time(lambda make=make, fresh=fresh, term=term: (make() if fresh else term).score(items), args.repeats)
+        single = _time(lambda make=make, fresh=fresh, term=term: [(make() if fresh else term).score([item]) for item in items], args.repeats)
         print(f"{label:28s} {len(items) / batched:16.1f} {len(items) / single:15.1f} {single / batched:7.2f}")
 
 

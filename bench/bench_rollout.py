@@ -1,13 +1,13 @@
 """Episodes per second of a group rollout (G=8): one BatchedEditEnv of 8 vs one environment at a time.
 
 Both modes play the SAME episodes (the same tasks, group seeds, agent and editor) through
-:class:`agents.rollout.RolloutEngine`; only the batch differs:
+:class:`mira_env.agents.rollout.RolloutEngine`; only the batch differs:
 
 - batched: ``BatchedEditEnv(8)``, one group of 8 per task: every turn is ONE ``VLMAgent.act`` (one
   ``generate`` over all running episodes) and ONE editor call (one diffusers pipeline call);
 - one at a time: ``BatchedEditEnv(1)``, the 8 members of a group played one after another.
 
-Agent: a tiny random Qwen2.5-VL (:mod:`mira_env.tiny.vlm`) run by :class:`agents.vlm.VLMAgent`.
+Agent: a tiny random Qwen2.5-VL (:mod:`mira_env.tiny.vlm`) run by :class:`mira_env.agents.vlm.VLMAgent`.
 Editor: a tiny random InstructPix2Pix pipeline (:mod:`mira_env.tiny.pipelines`) run by
 :class:`mira_env.editors.diffusers_editor.DiffusersEditor`. A random VLM's answers are almost never
 well formed, so the agent would never edit; the bench wrapper keeps the VLM's generate call (its cost
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from agents.rollout import GroupJob, RolloutConfig, RolloutEngine, group_seed
+from mira_env.agents.rollout import GroupJob, RolloutConfig, RolloutEngine, group_seed
 from mira_env import Task
 from mira_env.vector import BatchedEditEnv
 
@@ -84,7 +84,7 @@ def main() -> None:
 
     from tqdm.auto import tqdm
 
-    from agents.vlm import VLMAgent
+    from mira_env.agents.vlm import VLMAgent
     from mira_env.editors.diffusers_editor import DiffusersEditor
     from mira_env.tiny.pipelines import build_tiny_pipeline
     from mira_env.tiny.vlm import build_tiny_vlm

@@ -24,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.baselines import OneShotAgent, RandomAgent, ScriptedOracleAgent  # noqa: E402
-from mira_env.shapes.env import make_shapes_env  # noqa: E402
-from mira_env.shapes.evaluate import play_episodes  # noqa: E402
-from mira_env.shapes.noise import EditorNoise  # noqa: E402
-from mira_env.vector import BatchedEditEnv  # noqa: E402
+from mira_env.agents.baselines import OneShotAgent, RandomAgent, ScriptedOracleAgent
+from mira_env.shapes.env import make_shapes_env
+from mira_env.shapes.evaluate import play_episodes
+from mira_env.shapes.noise import EditorNoise
+from mira_env.vector import BatchedEditEnv
 
 
 class StubEditor:

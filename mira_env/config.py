@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, TypeVar
 
+from mira_env.actions import STOP
 from mira_env.errors import ConfigError, choice_error, describe
 from mira_env.tasks.images import DEFAULT_MAX_PIXELS
 
@@ -25,7 +26,7 @@ class EditEnvConfig:
         "help": "Longest atomic instruction (characters) sent to the editor; longer ones are invalid."})
     max_task_instruction_length: int = field(default=2048, metadata={
         "help": "Longest complex instruction C shown in observations (longer ones are cut)."})
-    stop_token: str = field(default="<STOP>", metadata={
+    stop_token: str = field(default=STOP, metadata={
         "help": "Action that ends the episode (compared case-insensitively after stripping)."})
     invalid_action_penalty: float = field(default=-0.1, metadata={
         "help": "Reward added at a step whose action is empty, whitespace, non-printable or over-long."})

@@ -16,7 +16,7 @@ folder). One line::
 ``trajectory[i].image`` is the image AFTER step i; ``final_image`` is the last one (the source when
 the trajectory is empty). ``target_image`` is optional (known in synthetic worlds). The same file
 loads as tasks with :func:`mira_env.tasks.load_jsonl` (``complex_instruction``/``source_image`` are
-understood) and as SFT samples with ``train.data``.
+understood) and as SFT samples with ``mira_env.train.data``.
 """
 
 from __future__ import annotations

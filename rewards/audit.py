@@ -1,6 +1,6 @@
 """``mira audit-rewards``: which reward should I train on?
 
-Plays shapes-world episodes of varied quality (:mod:`rewards.audit_episodes`: oracle, partial,
+Plays shapes-world episodes of varied quality (:mod:`mira_env.rewards.audit_episodes`: oracle, partial,
 one-shot, random and over-edited episodes at several editor noise levels, plus the unedited source),
 scores each with every configured term and with their composite, and measures how well each ranks
 episodes like the exact shapes-world oracle: Spearman and Kendall rank correlations
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from rewards.audit_episodes import KINDS, AuditEpisode, batches, generate_episodes, reference_items
+from mira_env.rewards.audit_episodes import KINDS, AuditEpisode, batches, generate_episodes, reference_items
 
 DISTANCE_TERMS = ("lpips", "l1", "l2", "step_cost", "invalid_action")
 
@@ -193,8 +193,8 @@ def run_audit(config: Any, out: str | Path, episodes: Sequence[AuditEpisode], ba
               progress: bool = True, tiny: bool = False, noise_levels: Sequence[float] = (),
               kinds: Sequence[str] = ()) -> dict:
     """Score ``episodes`` with the reward of ``config``; write the report into ``out``; return the results."""
-    from rewards.oracle import OracleReward
-    from rewards.registry import build_reward
+    from mira_env.rewards.oracle import OracleReward
+    from mira_env.rewards.registry import build_reward
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -235,8 +235,8 @@ def run_audit(config: Any, out: str | Path, episodes: Sequence[AuditEpisode], ba
 
 
 def main(args: argparse.Namespace) -> int:
-    from rewards.config import RewardConfig
-    from rewards.errors import RewardError
+    from mira_env.rewards.config import RewardConfig
+    from mira_env.rewards.errors import RewardError
 
     try:
         noise_levels = [float(x) for x in str(args.noise_levels).split(",") if x.strip()]

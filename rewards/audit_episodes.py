@@ -1,7 +1,7 @@
 """Shapes-world episodes of deliberately varied quality for the reward audit.
 
-Built on ``mira_env.shapes`` public APIs only (``rewards`` may not import ``agents``): the oracle
-planner (``next_edit``, what ``agents.baselines.ScriptedOracleAgent`` replans with), the task
+Built on ``mira_env.shapes`` public APIs only (``mira_env.rewards`` may not import ``mira_env.agents``): the oracle
+planner (``next_edit``, what ``mira_env.agents.baselines.ScriptedOracleAgent`` replans with), the task
 program (``task.atomic_instructions``), the grammar (``Op`` + ``phrase`` for random edits) and the
 ``ShapesEditor`` seeded noise through ``make_shapes_env(noise=...)``.
 
@@ -23,11 +23,11 @@ import random
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
+from mira_env.actions import STOP
 from mira_env.editors.base import STATE_KEY
 from mira_env.reward_api import RewardInput, RewardOutput
 
 KINDS = ("oracle", "partial", "one_shot", "random", "noop", "over_edit")
-STOP = "<STOP>"
 
 
 @dataclass
@@ -117,7 +117,7 @@ def generate_episodes(num_episodes: int, noise_levels: Sequence[float] = (0.0, 0
 
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
-        from rewards.errors import RewardConfigError
+        from mira_env.rewards.errors import RewardConfigError
 
         raise RewardConfigError(f"unknown episode kind(s) {unknown}; choose from {list(KINDS)}")
     rng = random.Random(seed)

@@ -48,7 +48,7 @@ class Scores(list):
 
 @runtime_checkable
 class Term(Protocol):
-    """What :class:`~rewards.composite.CompositeReward` needs from a term."""
+    """What :class:`~mira_env.rewards.composite.CompositeReward` needs from a term."""
 
     name: str
     value_range: tuple[float, float] | None

@@ -28,10 +28,10 @@ from typing import Any, Sequence
 
 from mira_env.reward_api import RewardInput
 
-from rewards.base import RewardTerm, Scores
-from rewards.devices import resolve_device
-from rewards.errors import RewardConfigError, describe, missing_extra
-from rewards.images import image_hash, rgb
+from mira_env.rewards.base import RewardTerm, Scores
+from mira_env.rewards.devices import resolve_device
+from mira_env.rewards.errors import RewardConfigError, describe, missing_extra
+from mira_env.rewards.images import image_hash, rgb
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 _CACHE: dict[tuple[str, str | None, str, str], "ClipModel"] = {}

@@ -40,8 +40,8 @@ from typing import Mapping, Sequence
 
 from mira_env.reward_api import RewardInput, RewardOutput
 
-from rewards.base import Scores, Term
-from rewards.errors import RewardConfigError, choice_error, describe
+from mira_env.rewards.base import Scores, Term
+from mira_env.rewards.errors import RewardConfigError, choice_error, describe
 
 NORMALIZATIONS = ("none", "normalize_then_sum", "sum_then_normalize")
 NORM_STATS = ("range", "batch")
@@ -79,7 +79,7 @@ class CompositeReward:
         for index, term in enumerate(terms):
             if not callable(getattr(term, "score", None)) or not isinstance(getattr(term, "name", None), str):
                 raise RewardConfigError(f"terms[{index}]={describe(term)} is not a reward term: it needs a str "
-                                        "`name` and a `score(items)` method (see rewards.base.RewardTerm)")
+                                        "`name` and a `score(items)` method (see mira_env.rewards.base.RewardTerm)")
             if term.name in names:
                 raise RewardConfigError(f"two terms are named {term.name!r}; term names must be unique "
                                         "(pass name=... when building the second one)")

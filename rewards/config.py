@@ -17,7 +17,7 @@ YAML example::
     judge: {backend: transformers, model: Qwen/Qwen2.5-VL-7B-Instruct}
 
 Alternatively ``terms: [clip_t, lpips]`` with a parallel ``weights: [1.0, -0.5]`` list (its length
-must match). ``params`` go to the term's constructor (see :mod:`rewards.registry`).
+must match). ``params`` go to the term's constructor (see :mod:`mira_env.rewards.registry`).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from rewards.composite import MISSING_POLICIES, NORM_STATS, NORMALIZATIONS
-from rewards.errors import RewardConfigError, choice_error, describe
+from mira_env.rewards.composite import MISSING_POLICIES, NORM_STATS, NORMALIZATIONS
+from mira_env.rewards.errors import RewardConfigError, choice_error, describe
 
 JUDGE_BACKENDS = ("transformers", "openai", "editscore")
 
@@ -51,7 +51,7 @@ def _from_mapping(cls, data: Any, what: str):
 class TermSpec:
     """One term of the composite: registry name, weight, component name and constructor params."""
 
-    name: str = field(metadata={"help": "Registry name of the term (see rewards.registry.TERMS)."})
+    name: str = field(metadata={"help": "Registry name of the term (see mira_env.rewards.registry.TERMS)."})
     weight: float = field(default=1.0, metadata={"help": "Weight in the total; 0 = logged metric only."})
     alias: str | None = field(default=None, metadata={
         "help": "Component name in the output (default: the registry name); needed to use one term twice."})
@@ -135,7 +135,7 @@ class RewardConfig:
     judge: JudgeSettings = field(default_factory=JudgeSettings, metadata={"help": "VLM judge settings."})
 
     def __post_init__(self) -> None:
-        from rewards.registry import TERMS
+        from mira_env.rewards.registry import TERMS
 
         if isinstance(self.terms, (str, Mapping)) or not isinstance(self.terms, (list, tuple)) or not self.terms:
             raise RewardConfigError(f"terms={describe(self.terms)} must be a non-empty list of term names or specs")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rewards.errors import RewardConfigError, describe
+from mira_env.rewards.errors import RewardConfigError, describe
 
 
 def resolve_device(device: str | None) -> str:

@@ -24,10 +24,10 @@ from typing import Any, Sequence
 
 from mira_env.reward_api import RewardInput
 
-from rewards.base import RewardTerm
-from rewards.devices import resolve_device
-from rewards.errors import RewardConfigError, describe, missing_extra
-from rewards.images import match_size, rgb
+from mira_env.rewards.base import RewardTerm
+from mira_env.rewards.devices import resolve_device
+from mira_env.rewards.errors import RewardConfigError, describe, missing_extra
+from mira_env.rewards.images import match_size, rgb
 
 NETS = ("alex", "vgg", "squeeze")
 _CACHE: dict[tuple, Any] = {}
@@ -69,7 +69,7 @@ def load_lpips(net: str = "alex", device: str | None = "auto", random_backbone: 
                 warnings.filterwarnings("ignore", message=".*(pretrained|weights).*", category=UserWarning)
                 try:
                     model = lpips.LPIPS(net=net, pnet_rand=bool(random_backbone), verbose=False)
-                except Exception as exc:  # noqa: BLE001 - re-raised with the fix
+                except Exception as exc:
                     raise RewardConfigError(
                         f"could not load the pretrained {net!r} LPIPS backbone ({type(exc).__name__}: {exc}); "
                         "it comes from torchvision's hub cache ($TORCH_HOME/hub/checkpoints): fetch it once "

@@ -19,7 +19,7 @@ from typing import Sequence
 from mira_env.editors.base import STATE_KEY
 from mira_env.reward_api import RewardInput
 
-from rewards.base import RewardTerm, Scores
+from mira_env.rewards.base import RewardTerm, Scores
 
 
 class OracleReward(RewardTerm):

@@ -15,8 +15,8 @@ import numpy as np
 
 from mira_env.reward_api import RewardInput
 
-from rewards.base import RewardTerm
-from rewards.images import match_size, rgb
+from mira_env.rewards.base import RewardTerm
+from mira_env.rewards.images import match_size, rgb
 
 
 class PixelDistance(RewardTerm):
@@ -27,7 +27,7 @@ class PixelDistance(RewardTerm):
 
     def __init__(self, power: int = 1, name: str | None = None) -> None:
         if power not in (1, 2):
-            from rewards.errors import RewardConfigError, describe
+            from mira_env.rewards.errors import RewardConfigError, describe
 
             raise RewardConfigError(f"power={describe(power)} must be 1 (L1) or 2 (L2)")
         self.power = power

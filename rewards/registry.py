@@ -4,10 +4,10 @@ Each registry entry is ``factory(spec, config, context) -> term``. ``spec.params
 keyword arguments; the shared settings (``config.clip``, ``config.lpips``, ``config.judge``,
 ``config.device``) fill the rest, and ONE judge / ONE CLIP model is shared by all terms that use it.
 
-Built-in names: ``clip_t``, ``clip_dir``, ``clip_i`` (:mod:`rewards.clip`), ``lpips``
-(:mod:`rewards.lpips_term`), ``l1``, ``l2`` (:mod:`rewards.pixel`), ``judge_sc``, ``judge_pq``,
-``judge_overall`` (:mod:`rewards.judge`), ``format``, ``step_cost``, ``invalid_action``
-(:mod:`rewards.rules`), ``oracle``, ``oracle_progress`` (:mod:`rewards.oracle`). Add your own with :func:`register_term`.
+Built-in names: ``clip_t``, ``clip_dir``, ``clip_i`` (:mod:`mira_env.rewards.clip`), ``lpips``
+(:mod:`mira_env.rewards.lpips_term`), ``l1``, ``l2`` (:mod:`mira_env.rewards.pixel`), ``judge_sc``, ``judge_pq``,
+``judge_overall`` (:mod:`mira_env.rewards.judge`), ``format``, ``step_cost``, ``invalid_action``
+(:mod:`mira_env.rewards.rules`), ``oracle``, ``oracle_progress`` (:mod:`mira_env.rewards.oracle`). Add your own with :func:`register_term`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from rewards.composite import CompositeReward
-from rewards.errors import RewardConfigError, describe
+from mira_env.rewards.composite import CompositeReward
+from mira_env.rewards.errors import RewardConfigError, describe
 
 Factory = Callable[[Any, Any, "BuildContext"], Any]
 
@@ -29,21 +29,21 @@ class BuildContext:
         self._judge = None
 
     def judge(self):
-        """The one :class:`~rewards.judge.VLMJudge` of this reward, built on first use."""
+        """The one :class:`~mira_env.rewards.judge.VLMJudge` of this reward, built on first use."""
         if self._judge is None:
             self._judge = build_judge(self.config.judge, self.config.device)
         return self._judge
 
 
 def build_judge(settings, device: str = "auto"):
-    """A :class:`~rewards.judge.VLMJudge` from :class:`~rewards.config.JudgeSettings`."""
-    from rewards.judge.core import JudgeCache, VLMJudge
+    """A :class:`~mira_env.rewards.judge.VLMJudge` from :class:`~mira_env.rewards.config.JudgeSettings`."""
+    from mira_env.rewards.judge.core import JudgeCache, VLMJudge
 
     if settings.backend == "transformers":
         if not settings.model:
             raise RewardConfigError("judge backend 'transformers' needs judge.model: a hub id such as "
                                     "'Qwen/Qwen2.5-VL-7B-Instruct' or a local folder")
-        from rewards.judge.transformers_backend import TransformersJudge
+        from mira_env.rewards.judge.transformers_backend import TransformersJudge
 
         backend = TransformersJudge(settings.model, device=device, dtype=settings.dtype,
                                     max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
@@ -53,13 +53,13 @@ def build_judge(settings, device: str = "auto"):
             raise RewardConfigError("judge backend 'openai' needs judge.model (the endpoint's model name) and "
                                     f"judge.base_url (e.g. 'http://127.0.0.1:8000/v1'); got model={settings.model!r}, "
                                     f"base_url={settings.base_url!r}")
-        from rewards.judge.openai_backend import OpenAIJudge
+        from mira_env.rewards.judge.openai_backend import OpenAIJudge
 
         backend = OpenAIJudge(settings.model, base_url=settings.base_url, api_key_env=settings.api_key_env,
                               timeout_s=settings.timeout_s, max_retries=settings.max_retries,
                               concurrency=settings.concurrency, max_tokens=settings.max_new_tokens)
     else:
-        from rewards.judge.editscore_backend import EditScoreJudge
+        from mira_env.rewards.judge.editscore_backend import EditScoreJudge
 
         backend = EditScoreJudge(**settings.editscore_kwargs)
     return VLMJudge(backend, JudgeCache(path=settings.cache_path))
@@ -67,7 +67,7 @@ def build_judge(settings, device: str = "auto"):
 
 def _clip(cls_name: str) -> Factory:
     def factory(spec, config, context):
-        from rewards import clip
+        from mira_env.rewards import clip
 
         cls = getattr(clip, cls_name)
         kwargs = dict(model_name=config.clip.model_name, pretrained=config.clip.pretrained, device=config.device,
@@ -78,7 +78,7 @@ def _clip(cls_name: str) -> Factory:
 
 
 def _lpips(spec, config, context):
-    from rewards.lpips_term import LpipsDistance
+    from mira_env.rewards.lpips_term import LpipsDistance
 
     s = config.lpips
     kwargs = dict(net=s.net, device=config.device, random_backbone=s.random_backbone, torch_home=s.torch_home,
@@ -89,7 +89,7 @@ def _lpips(spec, config, context):
 
 def _pixel(power: int) -> Factory:
     def factory(spec, config, context):
-        from rewards.pixel import PixelDistance
+        from mira_env.rewards.pixel import PixelDistance
 
         return PixelDistance(power=power, name=spec.alias or spec.name, **spec.params)
     return factory
@@ -97,7 +97,7 @@ def _pixel(power: int) -> Factory:
 
 def _judge(aspect: str) -> Factory:
     def factory(spec, config, context):
-        from rewards.judge.terms import JudgeTerm
+        from mira_env.rewards.judge.terms import JudgeTerm
 
         if spec.params:
             raise RewardConfigError(f"term {spec.name!r} takes no params (got {sorted(spec.params)}); configure "
@@ -125,11 +125,11 @@ TERMS: dict[str, Factory] = {
     "judge_sc": _judge("sc"),
     "judge_pq": _judge("pq"),
     "judge_overall": _judge("overall"),
-    "format": _simple("rewards.rules", "FormatReward"),
-    "step_cost": _simple("rewards.rules", "StepCost"),
-    "invalid_action": _simple("rewards.rules", "InvalidActionPenalty"),
-    "oracle": _simple("rewards.oracle", "OracleReward"),
-    "oracle_progress": _simple("rewards.oracle", "OracleProgress"),
+    "format": _simple("mira_env.rewards.rules", "FormatReward"),
+    "step_cost": _simple("mira_env.rewards.rules", "StepCost"),
+    "invalid_action": _simple("mira_env.rewards.rules", "InvalidActionPenalty"),
+    "oracle": _simple("mira_env.rewards.oracle", "OracleReward"),
+    "oracle_progress": _simple("mira_env.rewards.oracle", "OracleProgress"),
 }
 
 
@@ -158,7 +158,7 @@ def build_terms(config) -> list:
 
 def build_reward(config: Any) -> CompositeReward:
     """A :class:`CompositeReward` from a :class:`RewardConfig`, a mapping, or a YAML file path."""
-    from rewards.config import RewardConfig
+    from mira_env.rewards.config import RewardConfig
 
     if isinstance(config, (str, Path)):
         config = RewardConfig.from_yaml(config)

@@ -1,13 +1,10 @@
 """Rule-based terms read from the episode record: output format, step cost, invalid actions.
 
 - ``format``: the fraction of the policy's raw outputs (``RewardInput.raw_actions``, the env's
-  received action strings) that match ``pattern`` (full match, DOTALL). The default pattern is the
-  policy output format of ``agents/prompt.py``: optional reasoning in ``<think>...</think>`` (first,
-  once, no tags inside), then exactly one ``<edit>INSTRUCTION</edit>`` (non-blank, no tags inside)
-  or ``<STOP>`` (any case), nothing after it; surrounding whitespace allowed. The length and
-  printable-character limits of the instruction are the env's business (``invalid_action``).
-  ``rewards`` must not import ``agents``, so the pattern is configurable. Range ``[0, 1]``; an
-  episode with no actions -> ``None``.
+  received action strings) that are well formed: by default exactly what
+  :func:`mira_env.actions.parse_action` accepts (one definition of the format, so the term and the
+  parser never disagree); a custom ``pattern`` (full match, DOTALL) replaces that test for another
+  answer format. Range ``[0, 1]``; an episode with no actions -> ``None``.
 - ``step_cost``: the number of executed edits, ``len(trajectory)``. A COST (higher = more steps):
   give it a negative weight. Range ``[0, max_steps]`` (``max_steps`` is only used for normalisation).
 - ``invalid_action``: the number of invalid actions (``RewardInput.invalid_actions``: empty,
@@ -19,33 +16,35 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from mira_env.actions import is_well_formed
 from mira_env.reward_api import RewardInput
 
-from rewards.base import RewardTerm, Scores
-from rewards.errors import RewardConfigError, describe
+from mira_env.rewards.base import RewardTerm, Scores
+from mira_env.rewards.errors import RewardConfigError, describe
 
-_NO_TAG = r"(?:(?!</?think>|</?edit>|(?i:<stop>)).)"
-#: ``[<think>...</think>] (<edit>non-blank</edit> | <STOP>)`` with optional surrounding whitespace.
-DEFAULT_FORMAT_PATTERN = (r"\s*(?:<think>" + _NO_TAG + r"*</think>\s*)?"
-                          r"(?:<edit>(?!\s*</edit>)" + _NO_TAG + r"*</edit>|(?i:<stop>))\s*")
 
 
 class FormatReward(RewardTerm):
-    """Fraction of raw policy outputs that fully match ``pattern`` (see the module docstring)."""
+    """Fraction of well-formed raw policy outputs (see the module docstring)."""
 
     value_range = (0.0, 1.0)
 
-    def __init__(self, pattern: str = DEFAULT_FORMAT_PATTERN, name: str = "format") -> None:
-        try:
-            self.regex = re.compile(pattern, re.DOTALL)
-        except (re.error, TypeError) as exc:
-            raise RewardConfigError(f"format pattern={describe(pattern)} is not a valid regular expression: {exc}")
+    def __init__(self, pattern: str | None = None, name: str = "format") -> None:
+        self.regex = None
+        if pattern is not None:
+            try:
+                self.regex = re.compile(pattern, re.DOTALL)
+            except (re.error, TypeError) as exc:
+                raise RewardConfigError(f"format pattern={describe(pattern)} is not a valid regular expression: "
+                                        f"{exc}") from None
         self.pattern = pattern
         self.name = name
 
     def matches(self, text: str) -> bool:
         """Whether one raw output has the expected format."""
-        return isinstance(text, str) and self.regex.fullmatch(text) is not None
+        if not isinstance(text, str):
+            return False
+        return is_well_formed(text) if self.regex is None else self.regex.fullmatch(text) is not None
 
     def _score(self, items: Sequence[RewardInput]) -> Scores:
         values, reasons = [], []

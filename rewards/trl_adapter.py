@@ -6,8 +6,8 @@
 What it reads, per row (the ``GRPOTrainer`` passes every dataset column as a keyword list):
 
 - the completion: a string, or a conversational completion (its last message's text); it goes to
-  ``RewardInput.raw_actions`` (so ``format`` scores it) and is parsed with ``action_pattern``
-  (default: the text inside ``<edit>...</edit>``, ``<STOP>`` = no edit);
+  ``RewardInput.raw_actions`` (so ``format`` scores it) and its ``<edit>...</edit>`` instruction is
+  read with :func:`mira_env.actions.extract_edit` (``<STOP>`` or no block = no edit);
 - ``image_column`` (default ``"image"``): the source image I0 (a PIL image, or a list whose first
   element is one, as in TRL's ``images`` column);
 - ``edited_column`` (default ``"edited_image"``): the edited image when the dataset has it;
@@ -24,18 +24,16 @@ What it reads, per row (the ``GRPOTrainer`` passes every dataset column as a key
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, Sequence
 
 from PIL import Image
 
+from mira_env.actions import extract_edit
 from mira_env.reward_api import RewardInput
 from mira_env.tasks.task import Task
 
-from rewards.errors import RewardConfigError, describe
+from mira_env.rewards.errors import RewardConfigError, describe
 
-DEFAULT_ACTION_PATTERN = r"<edit>(.*?)</edit>"
-STOP = "<STOP>"
 
 
 def completion_text(completion: Any) -> str:
@@ -72,8 +70,7 @@ class TRLRewardFunction:
 
     def __init__(self, reward: Any, name: str | None = None, component: str | None = None, editor: Any = None,
                  image_column: str = "image", edited_column: str = "edited_image",
-                 instruction_column: str = "instruction", seed_column: str = "seed",
-                 action_pattern: str = DEFAULT_ACTION_PATTERN) -> None:
+                 instruction_column: str = "instruction", seed_column: str = "seed") -> None:
         if not callable(getattr(reward, "score", None)):
             raise RewardConfigError(f"reward={describe(reward)} has no score(items) method")
         if editor is not None and not callable(getattr(editor, "edit", None)):
@@ -81,17 +78,13 @@ class TRLRewardFunction:
         self.reward, self.component, self.editor = reward, component, editor
         self.image_column, self.edited_column = image_column, edited_column
         self.instruction_column, self.seed_column = instruction_column, seed_column
-        self.action_regex = re.compile(action_pattern, re.DOTALL)
         self.__name__ = name or (f"{getattr(reward, 'name', type(reward).__name__)}"
                                  + (f"_{component}" if component else ""))
         self.is_composite = hasattr(reward, "terms")
 
     def action(self, text: str) -> str | None:
         """The atomic instruction in ``text``; ``None`` for ``<STOP>`` or no match."""
-        if STOP.lower() in text.lower() and not self.action_regex.search(text):
-            return None
-        match = self.action_regex.search(text)
-        return " ".join(match.group(1).split()) if match and match.group(1).strip() else None
+        return extract_edit(text)
 
     def build_inputs(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[RewardInput]:
         """The :class:`RewardInput` of every row (see the module docstring for the columns read)."""

@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from train.cli import SUBCOMMANDS, build_parser, main
+from mira_env.train.cli import SUBCOMMANDS, build_parser, main
 
 
 def test_help_lists_every_subcommand_without_importing_torch():
-    code = ("import sys; from train.cli import main; import contextlib, io\n"
+    code = ("import sys; from mira_env.train.cli import main; import contextlib, io\n"
             "buf = io.StringIO()\n"
             "with contextlib.redirect_stdout(buf):\n    rc = main([])\n"
             "print(rc, 'torch' in sys.modules); print(buf.getvalue())")
@@ -38,7 +38,7 @@ def test_unknown_subcommand_is_rejected(capsys):
 def test_parser_has_train_group():
     parser = build_parser()
     args, _ = parser.parse_known_args(["train", "grpo"])
-    assert args._module == "train.grpo"
+    assert args._module == "mira_env.train.grpo"
 
 
 def test_subcommand_help_shows_its_own_arguments(capsys):

@@ -13,12 +13,12 @@ import sys
 
 #: subcommand -> (module, one-line help). Nested groups use a space ("train sft").
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("agents.commands.run", "play shapes-world (or task-file) episodes for a set of agents; write a report"),
-    "eval": ("agents.commands.evaluate", "agents x editors x task set -> metrics table (CSV, JSON, HTML)"),
+    "run": ("mira_env.agents.commands.run", "play shapes-world (or task-file) episodes for a set of agents; write a report"),
+    "eval": ("mira_env.agents.commands.evaluate", "agents x editors x task set -> metrics table (CSV, JSON, HTML)"),
     "export": ("mira_env.shapes.export", "export generated tasks and oracle trajectories (MIRA-Editing format)"),
-    "audit-rewards": ("rewards.audit", "rank-correlate every reward term with the shapes-world oracle"),
-    "train sft": ("train.sft", "supervised fine-tuning on MIRA-Editing trajectories (TRL SFTTrainer)"),
-    "train grpo": ("train.grpo", "multi-turn GRPO against the editing environment (TRL GRPOTrainer)"),
+    "audit-rewards": ("mira_env.rewards.audit", "rank-correlate every reward term with the shapes-world oracle"),
+    "train sft": ("mira_env.train.sft", "supervised fine-tuning on MIRA-Editing trajectories (TRL SFTTrainer)"),
+    "train grpo": ("mira_env.train.grpo", "multi-turn GRPO against the editing environment (TRL GRPOTrainer)"),
 }
 
 

@@ -130,13 +130,13 @@ def add_hf_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, title
 
     source = HfArgumentParser(cls)
     group = parser.add_argument_group(title, f"every field of trl.{cls.__name__}, under its own name")
-    taken = {opt for action in parser._actions for opt in action.option_strings}
-    for action in source._actions:
-        if isinstance(action, argparse._HelpAction) or any(opt in taken for opt in action.option_strings):
+    taken = {opt for action in parser._actions for opt in action.option_strings}  # noqa: SLF001 - argparse has no public API to copy actions
+    for action in source._actions:  # noqa: SLF001 - argparse has no public API to copy actions
+        if isinstance(action, argparse._HelpAction) or any(opt in taken for opt in action.option_strings):  # noqa: SLF001 - argparse has no public API to copy actions
             continue
         action.default = argparse.SUPPRESS
         action.required = False
-        group._add_action(action)
+        group._add_action(action)  # noqa: SLF001 - argparse has no public API to copy actions
 
 
 def load_yaml(path: str | Path | None) -> dict[str, Any]:

@@ -5,9 +5,9 @@ I0, the image after k steps Ik (I0 for k = 0) and the first k instructions; its 
 the policy should give there: ``format_action(instruction k+1)``, or ``format_action("<STOP>")`` for
 k = n. Two renderings of the same state:
 
-- ``single_turn`` (default): the :func:`agents.prompt.build_messages` prompt that ``VLMAgent`` uses
+- ``single_turn`` (default): the :func:`mira_env.agents.prompt.build_messages` prompt that ``VLMAgent`` uses
   (I0, Ik, C and the numbered history in one user message).
-- ``multi_turn``: the conversation GRPO's tool loop builds (:mod:`train.tools`): the k = 0 prompt,
+- ``multi_turn``: the conversation GRPO's tool loop builds (:mod:`mira_env.train.tools`): the k = 0 prompt,
   then for each executed step the policy's answer and the tool result carrying the edited image.
   Train with this one before ``mira train grpo`` so SFT and GRPO see the same inputs.
 
@@ -26,10 +26,11 @@ from typing import Any, Iterable, Sequence
 
 from PIL import Image
 
-from agents.prompt import STOP, build_messages, format_action
+from mira_env.actions import STOP, format_action
+from mira_env.agents.prompt import build_messages
 from mira_env.errors import TaskError, describe
 from mira_env.records import EditingRecord, TrajectoryStep, read_records
-from train.tools import tool_result_content
+from mira_env.train.tools import tool_result_content
 
 FORMATS = ("single_turn", "multi_turn")
 KINDS = ("start", "continue", "stop")
@@ -74,7 +75,7 @@ def record_samples(record: EditingRecord, *, format: str = "single_turn", system
     Args:
         record: a MIRA-Editing record with its source image and every step's image.
         format: ``"single_turn"`` or ``"multi_turn"``.
-        system_prompt: passed to :func:`agents.prompt.build_messages` (``""`` drops the system message).
+        system_prompt: passed to :func:`mira_env.agents.prompt.build_messages` (``""`` drops the system message).
         max_steps: the GRPO edit budget T shown in multi-turn tool results (default: the trajectory length).
     """
     if format not in FORMATS:
@@ -234,7 +235,7 @@ class SFTCollator:
 
     def render(self, sample: dict) -> tuple[str, str]:
         """``(prompt_text, target_text)`` of one sample."""
-        from train.tools import tool_schemas
+        from mira_env.train.tools import tool_schemas
 
         messages = [{k: v for k, v in m.items() if v is not None} for m in sample["prompt"]]
         messages = [{**m, "content": [{k: v for k, v in p.items() if v is not None} for p in m["content"]]}

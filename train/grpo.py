@@ -7,9 +7,9 @@ How one GRPO step runs (TRL 1.16, ``environment_factory`` path):
 
 1. each dataset row (``prompt`` = the MIRA prompt with I0 twice, ``images``, ``task_id``,
    ``editor_seed``) is repeated ``num_generations`` times: a group shares the task AND the editor seed;
-2. every rollout gets its own :class:`train.tools.EditingToolEnv`; ``reset(**row)`` starts the episode;
+2. every rollout gets its own :class:`mira_env.train.tools.EditingToolEnv`; ``reset(**row)`` starts the episode;
 3. the policy answers; an ``<edit>X</edit>`` answer is parsed as the tool call ``edit(instruction=X)``
-   (:data:`train.tools.EDIT_RESPONSE_TEMPLATE`), executed by the editor through ``EditEnv.step``, and
+   (:data:`mira_env.train.tools.EDIT_RESPONSE_TEMPLATE`), executed by the editor through ``EditEnv.step``, and
    the edited image comes back as the tool result: the policy sees it at its next turn, and TRL keeps
    it in the sequence the loss is computed on; ``<STOP>`` (no tool call) ends the rollout; so does the
    turn budget ``max_tool_calling_iterations`` (also the env's ``max_steps``);
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mira_env.errors import ConfigError, describe
-from train.config import (ModelArguments, add_dataclass_arguments, add_hf_dataclass_arguments, config_to_dict,
+from mira_env.train.config import (ModelArguments, add_dataclass_arguments, add_hf_dataclass_arguments, config_to_dict,
                           resolve_config)
 
 TASK_SOURCES = ("shapes",)
@@ -91,7 +91,7 @@ class GRPOEnvArguments:
 
 def _grpo_defaults() -> dict[str, Any]:
     """GRPOConfig values we default differently from TRL (YAML / CLI still override them)."""
-    from train.model import cuda_available
+    from mira_env.train.model import cuda_available
 
     return {"bf16": cuda_available(), "report_to": "none", "max_tool_calling_iterations": 5,
             "max_completion_length": 1024, "logging_steps": 1, "remove_unused_columns": False,
@@ -130,7 +130,7 @@ def build_reward(env_args: GRPOEnvArguments):
     """
     if env_args.reward == "oracle":
         return "oracle"
-    import rewards
+    from mira_env import rewards
 
     if env_args.reward == "composite":
         config: dict[str, Any] = {"terms": list(env_args.reward_terms)}
@@ -167,8 +167,8 @@ def build_dataset(env, *, num_rows: int | None = None, seed: int = 0, system_pro
     import datasets
     import numpy as np
 
-    from agents.prompt import build_messages
-    from train.data import _placeholders
+    from mira_env.agents.prompt import build_messages
+    from mira_env.train.data import _placeholders
 
     indices = list(tasks) if tasks is not None else list(range(len(env.tasks)))
     count = num_rows or len(indices)
@@ -196,7 +196,7 @@ class EpisodeReward:
         self.history: list[dict] = []  # one entry per call: the logged means (for tests and learning curves)
 
     def __call__(self, prompts=None, completions=None, environments=None, log_metric=None, **kwargs) -> list:
-        from train.tools import finish_episode, last_answer_text
+        from mira_env.train.tools import finish_episode, last_answer_text
 
         if environments is None:
             raise ConfigError("EpisodeReward needs TRL's environment_factory (it reads each rollout's environment)")
@@ -238,8 +238,8 @@ def train_grpo(model_args: ModelArguments, env_args: GRPOEnvArguments, grpo_conf
     would build (tests and the learning script pass their own)."""
     from trl import GRPOTrainer
 
-    from train.model import generation_suppression, load_policy, lora_config, train_and_save
-    from train.tools import env_factory, set_edit_response_template
+    from mira_env.train.model import generation_suppression, load_policy, lora_config, train_and_save
+    from mira_env.train.tools import env_factory, set_edit_response_template
 
     budget = int(grpo_config.max_tool_calling_iterations)
     # 1. the environment: tasks, editor (noise), reward; every rollout gets its own EditEnv on these

@@ -7,8 +7,8 @@ train grpo`` code (TRL GRPOTrainer, environment_factory, edited images in the lo
 noise on. Evaluation plays held-out test-split episodes with greedy decoding in the same multi-turn
 conversation, and reports the shapes-world success rate with a Wilson 95% interval.
 
-    python -m train.learning --out runs/learning            # the full run (scripts/learning_result.sh)
-    python -m train.learning --out /tmp/l --smoke           # minutes-long plumbing check
+    python -m mira_env.train.learning --out runs/learning            # the full run (scripts/learning_result.sh)
+    python -m mira_env.train.learning --out /tmp/l --smoke           # minutes-long plumbing check
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def train_bpe_tokenizer(texts: Sequence[str], vocab_size: int):
 
 def corpus_texts(samples: Sequence[dict], processor) -> list[str]:
     """The rendered SFT samples (tool prompt, conversation and answer): the BPE tokenizer's training text."""
-    from train.tools import tool_schemas
+    from mira_env.train.tools import tool_schemas
 
     tools = tool_schemas()
     return [processor.apply_chat_template(list(s["prompt"]) + [{"role": "assistant", "content": s["completion"]}],
@@ -203,10 +203,11 @@ def play(model, processor, env, task_indices: Sequence[int], seeds: Sequence[int
     """
     import torch
 
-    from agents.prompt import STOP, build_messages, parse_action
+    from mira_env.actions import STOP, parse_action
+    from mira_env.agents.prompt import build_messages
     from mira_env.shapes import next_edit
-    from train.model import generation_suppression
-    from train.tools import tool_result_content, tool_schemas
+    from mira_env.train.model import generation_suppression
+    from mira_env.train.tools import tool_result_content, tool_schemas
 
     results = []
     suppress = generation_suppression(processor) if processor is not None else {}
@@ -288,9 +289,9 @@ def run(cfg: LearningConfig) -> dict:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from mira_env.shapes import make_shapes_env
-    from train.data import record_samples
-    from train.grpo import build_dataset, resolve as grpo_resolve, train_grpo
-    from train.sft import resolve as sft_resolve, train_sft
+    from mira_env.train.data import record_samples
+    from mira_env.train.grpo import build_dataset, resolve as grpo_resolve, train_grpo
+    from mira_env.train.sft import resolve as sft_resolve, train_sft
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -417,7 +418,7 @@ def plot(results: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    from train.config import add_dataclass_arguments, resolve_config
+    from mira_env.train.config import add_dataclass_arguments, resolve_config
 
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: a plumbing check in minutes")
     add_dataclass_arguments(parser, LearningConfig, "learning")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from train.config import ModelArguments
+from mira_env.train.config import ModelArguments
 
 
 def resolve_model_path(args: ModelArguments) -> str:

@@ -5,7 +5,7 @@ Read top to bottom: configs -> model -> samples -> TRL ``SFTTrainer`` -> train (
     mira train sft --tiny qwen2_5_vl --records runs/shapes-export --output_dir runs/sft --max_steps 50
     mira train sft --config sft.yaml --model Qwen/Qwen2.5-VL-3B-Instruct --use_lora
 
-Settings: :class:`SFTDataArguments`, :class:`train.config.ModelArguments` and every field of
+Settings: :class:`SFTDataArguments`, :class:`mira_env.train.config.ModelArguments` and every field of
 ``trl.SFTConfig`` (learning rate, batch size, epochs, checkpoints ...), from ``--config file.yaml``
 and overridden on the command line.
 """
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mira_env.errors import ConfigError, describe
-from train.config import ModelArguments, add_dataclass_arguments, add_hf_dataclass_arguments, config_to_dict, resolve_config
-from train.data import FORMATS
+from mira_env.train.config import ModelArguments, add_dataclass_arguments, add_hf_dataclass_arguments, config_to_dict, resolve_config
+from mira_env.train.data import FORMATS
 
 
 @dataclass
@@ -52,7 +52,7 @@ class SFTDataArguments:
 
 #: SFTConfig values we default differently from TRL (YAML / CLI still override them).
 def _sft_defaults() -> dict[str, Any]:
-    from train.model import cuda_available
+    from mira_env.train.model import cuda_available
 
     return {"bf16": cuda_available(), "remove_unused_columns": False, "report_to": "none",
             "activation_checkpointing": False, "dataset_kwargs": {"skip_prepare_dataset": True}, "max_length": None,
@@ -87,11 +87,11 @@ class SFTResult:
 
 def train_sft(model_args: ModelArguments, data_args: SFTDataArguments, sft_config: Any, *,
               samples: list[dict] | None = None, callbacks: list | None = None) -> SFTResult:
-    """Run SFT; ``samples`` (from :func:`train.data.build_sft_samples`) replaces ``data_args.records``."""
+    """Run SFT; ``samples`` (from :func:`mira_env.train.data.build_sft_samples`) replaces ``data_args.records``."""
     from trl import SFTTrainer
 
-    from train.data import SFTCollator, build_sft_samples, samples_to_dataset
-    from train.model import load_policy, lora_config, train_and_save
+    from mira_env.train.data import SFTCollator, build_sft_samples, samples_to_dataset
+    from mira_env.train.model import load_policy, lora_config, train_and_save
 
     # 1. model and processor (hub id, local folder, or a tiny offline build)
     model, processor = load_policy(model_args)

@@ -5,13 +5,13 @@ in the answer is executed, the tool results (text and IMAGES) are appended to th
 the policy answers again, until it stops calling tools or ``max_tool_calling_iterations`` is reached.
 TRL keeps the tool images in the sequence it computes the loss on.
 
-The policy's answer format is the MIRA format of :mod:`agents.prompt` (``<edit>...</edit>`` or
+The policy's answer format is the MIRA format of :mod:`mira_env.agents.prompt` (``<edit>...</edit>`` or
 ``<STOP>``), not a JSON tool call: :data:`EDIT_RESPONSE_TEMPLATE` is a transformers response template
 that parses ``<edit>X</edit>`` as the tool call ``edit(instruction=X)``. ``<STOP>`` is plain text and
 no tool call, so the rollout ends there. The same answers are therefore the SFT targets, the GRPO
 actions and the ``VLMAgent`` outputs.
 
-The conversation the policy sees at turn k (the ``multi_turn`` format of :mod:`train.data`)::
+The conversation the policy sees at turn k (the ``multi_turn`` format of :mod:`mira_env.train.data`)::
 
     system (+ the edit tool's schema) | user: I0, I0, C | assistant: <edit>u1</edit> |
     tool: [I1, "Edit 1 of T applied ..."] | assistant: <edit>u2</edit> | tool: [I2, ...] | assistant: ...
@@ -24,7 +24,7 @@ from typing import Any
 
 from PIL import Image
 
-from agents.prompt import STOP, format_action, parse_action
+from mira_env.actions import STOP, format_action, parse_action
 from mira_env.env import EditEnv
 from mira_env.reward_api import RewardOutput
 
@@ -88,7 +88,7 @@ class EditingToolEnv:
     # TRL calls reset with every column of the dataset row.
     def reset(self, **row: Any) -> None:
         if self.env is None:
-            raise RuntimeError("EditingToolEnv was built without an EditEnv; use train.tools.env_factory")
+            raise RuntimeError("EditingToolEnv was built without an EditEnv; use mira_env.train.tools.env_factory")
         task_id = row.get("task_id")
         seed = row.get("editor_seed")
         if task_id is None or seed is None:

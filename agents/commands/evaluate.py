@@ -30,7 +30,7 @@ from typing import Any, Mapping, Sequence
 
 from mira_env.errors import ConfigError, MiraError, describe
 
-from agents.specs import DEFAULT_AGENTS, SPEC_FORMS, make_agents, parse_options, split_specs
+from mira_env.agents.specs import DEFAULT_AGENTS, SPEC_FORMS, make_agents, parse_options, split_specs
 
 SHAPES_DEFAULT_TASKS = 8
 #: metric terms tried by default, in table order
@@ -90,7 +90,7 @@ def build_metric_reward(metrics: Sequence[str] | MetricOptions | None = None) ->
 
     Returns ``(None, notes)`` when no term is available.
     """
-    from rewards import TERMS, build_reward
+    from mira_env.rewards import TERMS, build_reward
 
     options = metrics if isinstance(metrics, MetricOptions) else MetricOptions(
         metrics=None if metrics is None else list(metrics))
@@ -231,7 +231,7 @@ def build_env(settings: EvalSettings, editor_spec: str, metric_reward: Any, edit
 # ---------------------------------------------------------------------- the table
 def metric_rows(records_by_editor: Mapping[str, Sequence[Mapping[str, Any]]], agents: Sequence[str]) -> list[dict]:
     """One row per (agent, editor): success, mean of every metric component, steps, counts."""
-    from agents.report import summarize
+    from mira_env.agents.report import summarize
 
     rows = []
     for editor, records in records_by_editor.items():
@@ -274,7 +274,7 @@ def table_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def write_tables(out: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str], notes: Sequence[str]) -> None:
-    from agents.rollout import to_jsonable
+    from mira_env.agents.rollout import to_jsonable
 
     with (out / "metrics.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
@@ -369,8 +369,8 @@ def evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[st
              progress: bool = True
              ) -> tuple[Path, list[dict], list[str], list[str], Path]:
     """Run the comparison; returns (out, rows, columns, notes, report path)."""
-    from agents.report import write_comparison_report, write_run_report, write_task_index
-    from agents.rollout import EpisodeStore, RolloutConfig, plan_groups, run_agents, slug
+    from mira_env.agents.report import write_comparison_report, write_run_report, write_task_index
+    from mira_env.agents.rollout import EpisodeStore, RolloutConfig, plan_groups, run_agents, slug
     from mira_env.vector import BatchedEditEnv
 
     out = Path(settings.out)
@@ -383,7 +383,7 @@ def evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[st
     columns_for_report: dict[str, tuple[Path, list[dict]]] = {}
     for label, (spec, editor_options) in editors.items():
         env = build_env(settings, spec, metric_reward, editor_options)
-        venv = BatchedEditEnv(config.num_envs, env_fn=lambda: env)
+        venv = BatchedEditEnv(config.num_envs, env_fn=lambda env=env: env)
         count = len(venv.tasks) if settings.tasks is None else min(settings.tasks, len(venv.tasks))
         indices = list(range(count))
         tasks = [venv.tasks[i] for i in indices]
@@ -418,7 +418,7 @@ def evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[st
 
 
 def main(args: argparse.Namespace) -> int:
-    from agents.report import format_table
+    from mira_env.agents.report import format_table
 
     try:
         settings, options, editors = settings_from_args(args)

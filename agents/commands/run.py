@@ -25,7 +25,7 @@ from typing import Any
 
 from mira_env.errors import ConfigError, MiraError, describe
 
-from agents.specs import DEFAULT_AGENTS, SPEC_FORMS, make_agents, parse_options, split_specs
+from mira_env.agents.specs import DEFAULT_AGENTS, SPEC_FORMS, make_agents, parse_options, split_specs
 
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
@@ -157,7 +157,7 @@ def build_env(settings: RunSettings) -> Any:
                                seed=settings.seed, **extra)
     if not settings.editor:
         raise ConfigError("--task-file needs --editor (identity, a diffusers preset, a hub id or a local path)")
-    from agents.commands.evaluate import build_metric_reward
+    from mira_env.agents.commands.evaluate import build_metric_reward
     from mira_env.tasks.loaders import resolve_tasks
     from mira_env.editors import make_editor
 
@@ -176,8 +176,8 @@ def task_indices(settings: RunSettings, num_tasks: int) -> list[int]:
 
 def play(settings: RunSettings, progress: bool = True) -> tuple[Path, list[dict], Path]:
     """Do the run; returns (run folder, records of the selected agents and tasks, report path)."""
-    from agents.report import write_run_report, write_task_index
-    from agents.rollout import EpisodeStore, RolloutConfig, plan_groups, run_agents
+    from mira_env.agents.report import write_run_report, write_task_index
+    from mira_env.agents.rollout import EpisodeStore, RolloutConfig, plan_groups, run_agents
     from mira_env.vector import BatchedEditEnv
 
     config = RolloutConfig(group_size=settings.group_size, groups_per_batch=settings.groups_per_batch,
@@ -204,7 +204,7 @@ def play(settings: RunSettings, progress: bool = True) -> tuple[Path, list[dict]
 
 
 def main(args: argparse.Namespace) -> int:
-    from agents.report import format_table, summarize
+    from mira_env.agents.report import format_table, summarize
 
     try:
         settings = settings_from_args(args)

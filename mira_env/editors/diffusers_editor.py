@@ -250,7 +250,7 @@ class DiffusersEditor:
         try:
             pipeline = cls.from_pretrained(self.model, dtype=self._resolve_dtype(device),
                                            **self.config.load_kwargs)
-        except Exception as exc:  # noqa: BLE001 - re-raised with the model named
+        except Exception as exc:
             raise EditorError(f"could not load {self.model!r} with {cls.__name__}.from_pretrained: "
                               f"{type(exc).__name__}: {exc}") from exc
         if not self.resolved.class_known:

@@ -16,7 +16,7 @@ from mira_env.shapes.scene import CELL_NAMES, DIRECTIONS, GRID, SIZE_RANK, SIZES
 REASONS = ("parse_error", "no_match", "ambiguous", "blocked")
 
 
-class EditFailure(EditorError):
+class EditFailure(EditorError):  # noqa: N818 - an expected outcome of an edit, reported in its status
     """An operation could not be executed on a scene; ``reason`` is one of :data:`REASONS`."""
 
     def __init__(self, reason: str, message: str) -> None:

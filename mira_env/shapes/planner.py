@@ -73,7 +73,7 @@ def next_edit(scene: Scene | Mapping[str, Any], target: Scene | Mapping[str, Any
             return op, phrase(op)
     # every remaining move or add is blocked by an object that must itself move: break the cycle
     free = scene.free_cells()
-    for have, want in moves:
+    for _have, want in moves:
         blocker = scene.at(*want.cell)
         if blocker is not None:
             if free:

@@ -24,10 +24,10 @@ from typing import Sequence
 
 from PIL import Image
 
-from rewards.errors import RewardConfigError, describe
-from rewards.images import image_hash
-from rewards.judge.parsing import parse_scores
-from rewards.judge.prompts import PROMPT_VERSION, pq_prompt, sc_prompt
+from mira_env.rewards.errors import RewardConfigError, describe
+from mira_env.rewards.images import image_hash
+from mira_env.rewards.judge.parsing import parse_scores
+from mira_env.rewards.judge.prompts import PROMPT_VERSION, pq_prompt, sc_prompt
 
 ASPECTS = ("sc", "pq")
 REDUCTIONS = ("min", "mean")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from rewards.errors import missing_extra
-from rewards.judge.core import JudgeRequest, JudgeResult
+from mira_env.rewards.errors import missing_extra
+from mira_env.rewards.judge.core import JudgeRequest, JudgeResult
 
 
 class EditScoreJudge:

@@ -19,9 +19,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
-from rewards.errors import RewardConfigError, describe, missing_extra
-from rewards.images import png_bytes
-from rewards.judge.core import JudgeRequest, PromptedBackend
+from mira_env.rewards.errors import RewardConfigError, describe, missing_extra
+from mira_env.rewards.images import png_bytes
+from mira_env.rewards.judge.core import JudgeRequest, PromptedBackend
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 

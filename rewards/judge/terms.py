@@ -12,9 +12,9 @@ from typing import Sequence
 
 from mira_env.reward_api import RewardInput
 
-from rewards.base import RewardTerm, Scores
-from rewards.errors import RewardConfigError, describe
-from rewards.judge.core import JudgeResult, VLMJudge
+from mira_env.rewards.base import RewardTerm, Scores
+from mira_env.rewards.errors import RewardConfigError, describe
+from mira_env.rewards.judge.core import JudgeResult, VLMJudge
 
 JUDGE_ASPECTS = ("sc", "pq", "overall")
 
@@ -28,7 +28,7 @@ class JudgeTerm(RewardTerm):
         if aspect not in JUDGE_ASPECTS:
             raise RewardConfigError(f"judge aspect={describe(aspect)} is not one of {list(JUDGE_ASPECTS)}")
         if not isinstance(judge, VLMJudge):
-            raise RewardConfigError(f"judge={describe(judge)} must be a rewards.judge.VLMJudge")
+            raise RewardConfigError(f"judge={describe(judge)} must be a mira_env.rewards.judge.VLMJudge")
         self.judge, self.aspect = judge, aspect
         self.name = name or f"judge_{aspect}"
         self.last_results: list[JudgeResult] = []

@@ -10,9 +10,9 @@ from __future__ import annotations
 import threading
 from typing import Any, Sequence
 
-from rewards.devices import resolve_device
-from rewards.errors import RewardConfigError, describe, missing_extra
-from rewards.judge.core import JudgeRequest, PromptedBackend
+from mira_env.rewards.devices import resolve_device
+from mira_env.rewards.errors import RewardConfigError, describe, missing_extra
+from mira_env.rewards.judge.core import JudgeRequest, PromptedBackend
 
 _CACHE: dict[tuple, tuple[Any, Any]] = {}
 _LOCK = threading.Lock()

@@ -14,10 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from PIL import Image
 
-from agents.api import APIAgent, APIAgentConfig, APIAgentError, to_openai_messages
-from agents.base import Agent
-from agents.prompt import build_messages
-from agents.vlm import VLMAgent
+from mira_env.agents.api import APIAgent, APIAgentConfig, APIAgentError, to_openai_messages
+from mira_env.agents.base import Agent
+from mira_env.agents.prompt import build_messages
+from mira_env.agents.vlm import VLMAgent
 from mira_env.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -67,7 +67,7 @@ class ChatServer:
             def log_message(self, *args):  # keep the test output quiet
                 pass
 
-            def do_POST(self):  # noqa: N802 - http.server API
+            def do_POST(self):
                 length = int(self.headers["Content-Length"])
                 body = json.loads(self.rfile.read(length))
                 with server._lock:
@@ -187,7 +187,7 @@ def test_to_openai_messages_format():
 def test_api_agent_retries_then_succeeds(server, make_agent, env_observations, script, sent, caplog):
     server.reset(*script)
     agent = make_agent()
-    with caplog.at_level(logging.WARNING, logger="agents.api"):
+    with caplog.at_level(logging.WARNING, logger="mira_env.agents.api"):
         (action,) = agent.act(env_observations[:1])
     assert len(server.requests) == sent and agent.requests_sent == sent
     assert agent.last_outputs[0].text  # a real completion came back

@@ -1,7 +1,7 @@
 import pytest
 
-from agents.base import Agent
-from agents.baselines import OneShotAgent, RandomAgent, ScriptedOracleAgent
+from mira_env.agents.base import Agent
+from mira_env.agents.baselines import OneShotAgent, RandomAgent, ScriptedOracleAgent
 from mira_env.shapes.env import make_shapes_env
 from mira_env.shapes.evaluate import play_episodes
 from mira_env.shapes.grammar import parse_instruction

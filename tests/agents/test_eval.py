@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.commands.evaluate import MergedReward, build_metric_reward, settings_from_args, shapes_noise
-from agents.rollout import EPISODES_FILE
+from mira_env.agents.commands.evaluate import MergedReward, build_metric_reward, settings_from_args, shapes_noise
+from mira_env.agents.rollout import EPISODES_FILE
 from mira_env import RewardOutput
 from tests.mira_env.helpers import write_magicbrush
-from train.cli import build_parser, main as mira
+from mira_env.train.cli import build_parser, main as mira
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -105,7 +105,7 @@ def test_settings_from_flags():
     known, _ = parser.parse_known_args(["eval"])
     import argparse
 
-    from agents.commands import evaluate
+    from mira_env.agents.commands import evaluate
 
     sub = argparse.ArgumentParser()
     evaluate.add_arguments(sub)
@@ -135,7 +135,7 @@ def test_bad_eval_arguments_are_named(tmp_path, capsys, argv, message):
 
 
 def test_a_configured_metric_no_episode_could_score_gets_a_note_with_the_reason():
-    from agents.commands.evaluate import unscored_notes
+    from mira_env.agents.commands.evaluate import unscored_notes
 
     class Names:
         names = ["judge_sc", "l1"]

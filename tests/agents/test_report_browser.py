@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agents.report import (format_table, summarize, write_comparison_report, write_run_report, write_task_index)
-from agents.rollout import EpisodeStore, RolloutConfig, RolloutEngine, plan_groups
+from mira_env.agents.report import (format_table, summarize, write_comparison_report, write_run_report, write_task_index)
+from mira_env.agents.rollout import EpisodeStore, RolloutConfig, RolloutEngine, plan_groups
 from mira_env.vector import BatchedEditEnv
 from tests.agents.test_rollout import CountingAgent, LengthReward, StampEditor, make_tasks
 
@@ -124,7 +124,7 @@ def test_the_default_mira_run_report_renders_every_image_in_headless_chromium(tm
     import sys
 
     repo = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-m", "train.cli", "run", "--no-progress"], cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "mira_env.train.cli", "run", "--no-progress"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(repo)})
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = (tmp_path / "runs").iterdir()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agents.rollout import (EPISODES_FILE, EpisodeStore, GroupJob, RolloutConfig, RolloutEngine, RolloutError,
+from mira_env.agents.rollout import (EPISODES_FILE, EpisodeStore, RolloutConfig, RolloutEngine, RolloutError,
                             episode_key, group_seed, plan_groups, run_agents, slug)
 from mira_env import EditorInfo, RewardOutput, Task
 from mira_env.editors.base import check_batch
@@ -270,7 +270,7 @@ CHILD = """
 import sys
 sys.path.insert(0, {repo!r})
 from tests.agents.test_rollout import StampEditor, LengthReward, CountingAgent, make_tasks
-from agents.rollout import EpisodeStore, RolloutConfig, RolloutEngine, plan_groups
+from mira_env.agents.rollout import EpisodeStore, RolloutConfig, RolloutEngine, plan_groups
 from mira_env.vector import BatchedEditEnv
 venv = BatchedEditEnv(4, editor=StampEditor(delay_s=float(sys.argv[2])), tasks=make_tasks(4), reward=LengthReward(),
                       height=16, width=16, max_steps=6)

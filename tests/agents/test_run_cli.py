@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agents.rollout import EPISODES_FILE, episode_key
-from train.cli import main as mira
+from mira_env.agents.rollout import EPISODES_FILE, episode_key
+from mira_env.train.cli import main as mira
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 def default_run(tmp_path_factory):
     """``mira run`` with no arguments, in a fresh working directory (a real subprocess)."""
     cwd = tmp_path_factory.mktemp("cwd")
-    done = subprocess.run([sys.executable, "-m", "train.cli", "run"], cwd=cwd, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "mira_env.train.cli", "run"], cwd=cwd, capture_output=True, text=True,
                           timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = (cwd / "runs").iterdir()

@@ -11,9 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from agents.base import Agent
-from agents.prompt import build_messages, parse_action
-from agents.vlm import VLMAgent, VLMAgentConfig
+from mira_env.agents.base import Agent
+from mira_env.actions import parse_action
+from mira_env.agents.prompt import build_messages
+from mira_env.agents.vlm import VLMAgent, VLMAgentConfig
 from mira_env.errors import ConfigError
 from mira_env.tiny.vlm import KINDS, VISION_TOKENS, build_tiny_vlm, chat_template, suppress_token_ids
 from tests.agents.conftest import make_tasks
@@ -231,7 +232,8 @@ def test_answer_format_is_learnable_and_parsed_end_to_end(tiny_vlm_paths):
     VLMAgent turns its answers into actions the env accepts: the prompt, template, target and parser agree."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from agents.prompt import format_action, state_messages
+    from mira_env.actions import format_action
+    from mira_env.agents.prompt import state_messages
 
     path = tiny_vlm_paths["qwen2_5_vl"]
     processor = AutoProcessor.from_pretrained(path)

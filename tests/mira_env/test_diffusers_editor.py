@@ -12,14 +12,14 @@ from gymnasium.utils.env_checker import check_env
 
 pytest.importorskip("diffusers")
 
-import mira_env  # noqa: E402,F401 - registers the gymnasium ids
-from mira_env import ConfigError, EditorError, Task  # noqa: E402
-from mira_env.editors import make_editor  # noqa: E402
-from mira_env.editors.diffusers_editor import DiffusersEditor, DiffusersEditorConfig, working_size  # noqa: E402
-from mira_env.editors.presets import PRESETS, get_preset, resolve_preset  # noqa: E402
-from mira_env.tiny.pipelines import TINY_PRESETS, build_tiny_pipeline  # noqa: E402
-from tests.mira_env.conftest import TINY_EDIT_AREA, TINY_STEPS  # noqa: E402
-from tests.mira_env.helpers import gradient_image  # noqa: E402
+import mira_env  # noqa: F401 - registers the gymnasium ids
+from mira_env import ConfigError, EditorError, Task
+from mira_env.editors import make_editor
+from mira_env.editors.diffusers_editor import DiffusersEditor, DiffusersEditorConfig, working_size
+from mira_env.editors.presets import PRESETS, get_preset, resolve_preset
+from mira_env.tiny.pipelines import TINY_PRESETS, build_tiny_pipeline
+from tests.mira_env.conftest import TINY_EDIT_AREA, TINY_STEPS
+from tests.mira_env.helpers import gradient_image
 
 
 def pixels(image) -> np.ndarray:

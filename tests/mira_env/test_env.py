@@ -24,7 +24,7 @@ def make_env(editor=None, **kwargs) -> EditEnv:
 def test_import_does_not_load_heavy_libraries():
     import subprocess
 
-    code = ("import sys, mira_env, agents, rewards, train, train.cli; "
+    code = ("import sys, mira_env, mira_env.agents, mira_env.rewards, mira_env.train, mira_env.train.cli; "
             "print(sorted(m for m in ('torch', 'diffusers', 'transformers', 'trl', 'open_clip', 'lpips') "
             "if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from rewards import audit
-from rewards.audit_episodes import KINDS, generate_episodes, reference_items
-from rewards.oracle import OracleReward
+from mira_env.rewards import audit
+from mira_env.rewards.audit_episodes import KINDS, generate_episodes, reference_items
+from mira_env.rewards.oracle import OracleReward
 from tests.rewards.conftest import make_item, noise_image
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from rewards import CompositeReward, RewardConfigError, RewardTerm, Scores
+from mira_env.rewards import CompositeReward, RewardConfigError, RewardTerm, Scores
 from tests.rewards.conftest import make_item, noise_image
 
 

@@ -7,13 +7,13 @@ import subprocess
 
 import pytest
 
-from rewards import TERMS, RewardConfig, RewardConfigError, TermSpec, build_reward, register_term
-from rewards.pixel import PixelDistance
+from mira_env.rewards import TERMS, RewardConfig, RewardConfigError, TermSpec, build_reward, register_term
+from mira_env.rewards.pixel import PixelDistance
 from tests.rewards.conftest import make_item
 
 
 def test_import_is_light():
-    code = ("import sys, rewards, rewards.composite, rewards.registry, rewards.config; "
+    code = ("import sys, mira_env.rewards, mira_env.rewards.composite, mira_env.rewards.registry, mira_env.rewards.config; "
             "heavy = [m for m in ('torch', 'open_clip', 'lpips', 'transformers', 'trl', 'scipy', 'matplotlib') "
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

@@ -6,7 +6,7 @@ import pytest
 
 from mira_env import EditEnv, IdentityEditor, Task
 from mira_env.vector import BatchedEditEnv
-from rewards import build_reward
+from mira_env.rewards import build_reward
 from tests.rewards.conftest import noise_image
 
 

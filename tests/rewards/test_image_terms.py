@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from rewards.clip import ClipDirectional, ClipImage, ClipTextImage, load_clip
-from rewards.errors import RewardConfigError
-from rewards.lpips_term import LpipsDistance
-from rewards.pixel import L1Distance, L2Distance, PixelDistance
+from mira_env.rewards.clip import ClipDirectional, ClipImage, ClipTextImage, load_clip
+from mira_env.rewards.errors import RewardConfigError
+from mira_env.rewards.lpips_term import LpipsDistance
+from mira_env.rewards.pixel import L1Distance, L2Distance, PixelDistance
 from tests.rewards.conftest import make_item
 
 

@@ -13,12 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from PIL import Image
 
-from rewards import build_reward
-from rewards.errors import MissingExtraError, RewardConfigError
-from rewards.judge import JudgeCache, JudgeTerm, VLMJudge, parse_scores
-from rewards.judge.core import JudgeRequest, JudgeResult, PromptedBackend
-from rewards.judge.openai_backend import OpenAIJudge
-from tests.rewards.conftest import make_item, noise_image
+from mira_env.rewards import build_reward
+from mira_env.rewards.errors import MissingExtraError, RewardConfigError
+from mira_env.rewards.judge import JudgeCache, JudgeTerm, VLMJudge, parse_scores
+from mira_env.rewards.judge.core import PromptedBackend
+from mira_env.rewards.judge.openai_backend import OpenAIJudge
+from tests.rewards.conftest import make_item
 
 
 # ------------------------------------------------------------------------------------------- parsing
@@ -272,7 +272,7 @@ def test_build_reward_with_openai_judge(images):
 
 # --------------------------------------------------------------------------------------- editscore
 def test_editscore_missing_extra():
-    pytest.importorskip("rewards.judge.editscore_backend")
+    pytest.importorskip("mira_env.rewards.judge.editscore_backend")
     try:
         import editscore  # noqa: F401
         pytest.skip("editscore is installed here")
@@ -286,7 +286,7 @@ def test_editscore_missing_extra():
 
 def test_editscore_backend_maps_scores(images):
     """The adapter logic on an object with editscore's batch_evaluate signature and output keys."""
-    from rewards.judge.editscore_backend import EditScoreJudge
+    from mira_env.rewards.judge.editscore_backend import EditScoreJudge
 
     class Scorer:
         def __init__(self):
@@ -339,7 +339,7 @@ def test_transformers_judge_parses_generated_answer(tiny_vlm, images):
     import torch
     from transformers import AutoProcessor, LogitsProcessor, LogitsProcessorList
 
-    from rewards.judge.transformers_backend import TransformersJudge
+    from mira_env.rewards.judge.transformers_backend import TransformersJudge
 
     tokenizer = AutoProcessor.from_pretrained(tiny_vlm).tokenizer
     target = tokenizer('{"score": [7, 3]}', add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]

@@ -6,8 +6,8 @@ import pytest
 
 import mira_env  # noqa: F401 - registers the ids
 from mira_env.shapes import make_shapes_env
-from rewards import build_reward
-from rewards.oracle import OracleProgress, OracleReward
+from mira_env.rewards import build_reward
+from mira_env.rewards.oracle import OracleProgress, OracleReward
 
 
 def play(actions_from_task, seed=0):

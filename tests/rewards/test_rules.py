@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rewards.errors import RewardConfigError
-from rewards.rules import DEFAULT_FORMAT_PATTERN, FormatReward, InvalidActionPenalty, StepCost
+from mira_env.rewards.errors import RewardConfigError
+from mira_env.actions import parse_action
+from mira_env.rewards.rules import FormatReward, InvalidActionPenalty, StepCost
 from tests.rewards.conftest import make_item, noise_image
 
 IMAGE = noise_image(5, 8)
@@ -41,7 +42,7 @@ def test_format_fraction_and_empty():
 def test_format_custom_pattern():
     term = FormatReward(pattern=r"ACTION: .+|DONE")
     assert term.score([make_item(IMAGE, IMAGE, raw_actions=["ACTION: paint", "<STOP>"])])[0] == 0.5
-    assert DEFAULT_FORMAT_PATTERN != term.pattern
+    assert term.pattern == r"ACTION: .+|DONE"
 
 
 def test_format_bad_pattern():
@@ -66,6 +67,5 @@ def test_count_terms_check_max_steps():
     "<edit>a</edit>", "<think>r</think>\n<edit>make it red</edit>", "<STOP>", "<stop>", "x", "<edit> </edit>",
     "<edit>a</edit>x", "<think>a</think><think>b</think><STOP>", "  <edit>a  b</edit>  ", "<think>x</think>",
 ])
-def test_default_pattern_agrees_with_agents_parser(text):
-    prompt = pytest.importorskip("agents.prompt")  # tests may import agents; the rewards package may not
-    assert FormatReward().matches(text) is prompt.parse_action(text).ok
+def test_default_format_is_the_action_parser(text):
+    assert FormatReward().matches(text) is parse_action(text).ok

@@ -7,11 +7,11 @@ import math
 import pytest
 
 from mira_env import IdentityEditor
-from rewards import CompositeReward
-from rewards.errors import RewardConfigError
-from rewards.pixel import L1Distance
-from rewards.rules import FormatReward, StepCost
-from rewards.trl_adapter import TRLRewardFunction
+from mira_env.rewards import CompositeReward
+from mira_env.rewards.errors import RewardConfigError
+from mira_env.rewards.pixel import L1Distance
+from mira_env.rewards.rules import FormatReward, StepCost
+from mira_env.rewards.trl_adapter import TRLRewardFunction
 from tests.rewards.conftest import noise_image
 
 

@@ -13,10 +13,10 @@ from PIL import Image
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
-from mira_env.editors.base import EditorInfo, check_batch  # noqa: E402
-from mira_env.records import EditingRecord, TrajectoryStep  # noqa: E402
-from mira_env.reward_api import RewardOutput  # noqa: E402
-from mira_env.tasks import Task  # noqa: E402
+from mira_env.editors.base import EditorInfo, check_batch
+from mira_env.records import EditingRecord, TrajectoryStep
+from mira_env.reward_api import RewardOutput
+from mira_env.tasks import Task
 
 COLORS = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30)}
 
@@ -104,8 +104,8 @@ def sft_run(tiny_path, tmp_path_factory):
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from train.data import record_samples
-    from train.sft import resolve, train_sft
+    from mira_env.train.data import record_samples
+    from mira_env.train.sft import resolve, train_sft
 
     records = [make_record(i, ["paint it red"]) for i in range(2)]
     samples = [s for r in records for s in record_samples(r, format="multi_turn", system_prompt="", max_steps=2)]

@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from mira_env.errors import ConfigError
-from train.config import ModelArguments, resolve_config
+from mira_env.train.config import ModelArguments, resolve_config
 
 
 def _parse(module, argv):
@@ -17,7 +17,7 @@ def _parse(module, argv):
 
 
 def test_grpo_yaml_then_cli_override(tmp_path):
-    from train import grpo
+    from mira_env.train import grpo
 
     config = tmp_path / "run.yaml"
     config.write_text("tiny: qwen2_5_vl\nnum_generations: 4\nbeta: 0.1\nlearning_rate: 0.001\n"
@@ -32,7 +32,7 @@ def test_grpo_yaml_then_cli_override(tmp_path):
 
 
 def test_sft_cli_exposes_sft_config(tmp_path):
-    from train import sft
+    from mira_env.train import sft
 
     args = _parse(sft, ["--model", "some/hub-id", "--use_lora", "--lora_r", "4", "--num_train_epochs", "2",
                         "--output_dir", str(tmp_path), "--sample_format", "multi_turn"])
@@ -58,7 +58,7 @@ def test_model_arguments_cross_checks(values, message):
     ({"editor_noise": 1.5}, "must be a probability"),
 ])
 def test_grpo_env_arguments_cross_checks(values, message):
-    from train.grpo import GRPOEnvArguments
+    from mira_env.train.grpo import GRPOEnvArguments
 
     with pytest.raises(ConfigError, match=message):
         GRPOEnvArguments(**values)
@@ -70,7 +70,7 @@ def test_unknown_setting_is_named():
 
 
 def test_turn_budget_must_be_set(tmp_path):
-    from train import grpo
+    from mira_env.train import grpo
 
     with pytest.raises(ConfigError, match="max_tool_calling_iterations is the edit budget"):
         grpo.resolve({"tiny": "qwen2_5_vl", "output_dir": str(tmp_path), "max_tool_calling_iterations": 0})

@@ -1,16 +1,16 @@
-"""train.data: MIRA-Editing records -> start / continue / stop SFT samples, and the collator's loss mask."""
+"""mira_env.train.data: MIRA-Editing records -> start / continue / stop SFT samples, and the collator's loss mask."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from PIL import Image
 
-from agents.prompt import build_messages, format_action
-from mira_env.records import EditingRecord, TrajectoryStep, write_records
+from mira_env.actions import format_action
+from mira_env.agents.prompt import build_messages
+from mira_env.records import write_records
 from tests.train.conftest import make_record
-from train.data import DataError, SFTCollator, build_sft_samples, fill_images, record_samples
+from mira_env.train.data import DataError, SFTCollator, build_sft_samples, fill_images, record_samples
 
 
 def _texts(messages):

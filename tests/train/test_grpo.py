@@ -46,7 +46,7 @@ class EditAndBrightnessReward:
 def _grpo(policy_dir, output_dir, editor, *, max_steps, resume=None, hook=None):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from train.grpo import build_dataset, resolve, train_grpo
+    from mira_env.train.grpo import build_dataset, resolve, train_grpo
 
     env = EditEnv(editor=editor, tasks=make_tasks(2), reward=EditAndBrightnessReward(), max_steps=2,
                   height=48, width=48)

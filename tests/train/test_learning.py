@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from train.learning import oracle_records, play, summarize, wilson
+from mira_env.train.learning import oracle_records, play, summarize, wilson
 
 
 def test_wilson_interval():

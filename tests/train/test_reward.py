@@ -8,8 +8,8 @@ import math
 import pytest
 
 from mira_env.errors import ConfigError
-from train.grpo import EpisodeReward, GRPOEnvArguments, build_env, build_reward
-from train.tools import EditingToolEnv, env_factory
+from mira_env.train.grpo import EpisodeReward, GRPOEnvArguments, build_env, build_reward
+from mira_env.train.tools import EditingToolEnv, env_factory
 
 
 def _play(env_args: GRPOEnvArguments, oracle_plan: bool):

@@ -26,9 +26,9 @@ def test_sft_policy_answers_in_the_format(sft_run):
     when to stop (the tiny 32-wide model does not spell the instruction out in 60 steps)."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from agents.prompt import parse_action
-    from train.data import fill_images
-    from train.tools import tool_schemas
+    from mira_env.actions import parse_action
+    from mira_env.train.data import fill_images
+    from mira_env.train.tools import tool_schemas
 
     result, samples, _ = sft_run
     processor = AutoProcessor.from_pretrained(result.output_dir)
@@ -46,7 +46,7 @@ def test_sft_policy_answers_in_the_format(sft_run):
 
 
 def test_sft_resumes_from_the_last_checkpoint(sft_run):
-    from train.sft import resolve, train_sft
+    from mira_env.train.sft import resolve, train_sft
 
     result, samples, _ = sft_run
     model_args, data_args, config = resolve({

@@ -3,7 +3,6 @@ import random
 import pytest
 from PIL import Image
 
-from mira_env.editors.base import STATE_KEY
 from mira_env.reward_api import RewardInput
 from mira_env.shapes.execute import apply_op
 from mira_env.shapes.generator import random_scene
