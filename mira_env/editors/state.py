@@ -1,0 +1,109 @@
+"""How an editor's per-image world state travels with an image, wherever the image goes.
+
+A stateful editor (the shapes world keeps its scene graph) stores JSON-like state in
+``image.info[STATE_KEY]``. ``PIL.Image.info`` survives ``Image.copy()`` but not a PNG file, a
+``datasets`` image column or an HTTP request. This module is the one place that says how the state
+rides along outside a PIL object:
+
+- a ``datasets`` row / JSONL record: the image in its own column, the state as a JSON string in the
+  column :data:`STATE_COLUMN` (:func:`encode_state` / :func:`decode_state`);
+- a JSON payload (the editor service's wire format): :func:`to_payload` / :func:`from_payload`, a dict
+  ``{"png_base64": ..., "state": <json-like or null>}``.
+
+Images without state round-trip with ``state`` None; stateless editors never see a difference.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+from typing import Any, Mapping
+
+from PIL import Image
+
+from mira_env.editors.base import STATE_KEY
+from mira_env.errors import EditorError, describe
+
+#: Column of a ``datasets`` table / key of a JSONL record holding the JSON-encoded editor state.
+STATE_COLUMN = "editor_state"
+
+
+def image_state(image: Image.Image) -> Any:
+    """The editor state carried by ``image`` (``image.info[STATE_KEY]``), or None."""
+    return image.info.get(STATE_KEY)
+
+
+def with_state(image: Image.Image, state: Any) -> Image.Image:
+    """A copy of ``image`` carrying ``state`` (None removes any state)."""
+    out = image.copy()
+    if state is None:
+        out.info.pop(STATE_KEY, None)
+    else:
+        out.info[STATE_KEY] = state
+    return out
+
+
+def encode_state(state: Any) -> str | None:
+    """``state`` as a JSON string for a table column (None stays None); refuses non-JSON values."""
+    if state is None:
+        return None
+    try:
+        return json.dumps(state, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise EditorError(f"editor state {describe(state)} is not JSON-serialisable ({exc}); editor state must be "
+                          "made of dicts, lists, str, int, float, bool and None") from None
+
+
+def decode_state(text: str | None) -> Any:
+    """The state encoded by :func:`encode_state` (None or ``""`` -> None)."""
+    if text is None or text == "":
+        return None
+    if not isinstance(text, str):
+        raise EditorError(f"editor state column holds {describe(text)}; expected the JSON string written by "
+                          "mira_env.editors.state.encode_state")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EditorError(f"editor state {text[:80]!r} is not valid JSON ({exc.msg} at {exc.pos})") from None
+
+
+def attach_column_state(image: Image.Image, text: str | None) -> Image.Image:
+    """``image`` carrying the state decoded from a :data:`STATE_COLUMN` value (unchanged when None)."""
+    state = decode_state(text)
+    return image if state is None else with_state(image, state)
+
+
+def to_payload(image: Image.Image) -> dict[str, Any]:
+    """``{"png_base64": <RGB PNG>, "state": <state or None>}`` for a JSON request or response."""
+    buffer = io.BytesIO()
+    (image if image.mode == "RGB" else image.convert("RGB")).save(buffer, format="PNG")
+    state = image_state(image)
+    encode_state(state)  # refuses non-JSON state here, not in the JSON encoder later
+    return {"png_base64": base64.b64encode(buffer.getvalue()).decode("ascii"), "state": state}
+
+
+def from_payload(payload: Mapping[str, Any], *, max_pixels: int | None = None) -> Image.Image:
+    """The RGB image (with its state) of a :func:`to_payload` dict; clear errors for bad payloads."""
+    if not isinstance(payload, Mapping) or not isinstance(payload.get("png_base64"), str):
+        raise EditorError(f"image payload {describe(payload)} must be a dict with a 'png_base64' string")
+    try:
+        data = base64.b64decode(payload["png_base64"], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise EditorError(f"image payload 'png_base64' is not valid base64 ({exc})") from None
+    try:
+        image = Image.open(io.BytesIO(data))
+        if max_pixels is not None and image.width * image.height > max_pixels:
+            raise EditorError(f"image payload is {image.width}x{image.height}, over the limit of {max_pixels} pixels")
+        image = image.convert("RGB")
+    except EditorError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is this payload's problem
+        raise EditorError(f"image payload is not a readable image ({type(exc).__name__}: {exc})") from None
+    state = payload.get("state")
+    return image if state is None else with_state(image, state)
+
+
+__all__ = ["STATE_COLUMN", "attach_column_state", "decode_state", "encode_state", "from_payload", "image_state",
+           "to_payload", "with_state"]
