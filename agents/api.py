@@ -2,8 +2,12 @@
 
 Works with a local vLLM / SGLang server (``vllm serve Qwen/Qwen2.5-VL-7B-Instruct`` ->
 ``base_url="http://localhost:8000/v1"``) or a hosted model. Each observation becomes the same MIRA
-conversation as :class:`~mira_env.agents.vlm.VLMAgent` uses (:func:`mira_env.agents.prompt.build_messages`, images sent
-as PNG data URIs) and each answer is parsed with :func:`mira_env.agents.prompt.parse_action`.
+conversation as :class:`~mira_env.agents.vlm.VLMAgent` plays (:mod:`mira_env.agents.prompt`, the one renderer; by
+default ``multi_turn``, the GRPO tool conversation), images sent as PNG data URIs, and each answer is parsed with
+:func:`mira_env.actions.parse_action`. OpenAI-compatible servers (vLLM) reject images in tool-role messages, so the
+multi-turn conversation's tool turns travel as user messages with the same content
+(:func:`mira_env.agents.prompt.tool_turns_as_user`); the ``edit`` tool's schema is not sent (the answers are plain
+``<edit>X</edit>`` text, which the server needs no tool parser for).
 
 - Requests run in a thread pool of ``concurrency`` workers over one ``httpx.Client``.
 - 429, 5xx, timeouts and connection errors are retried up to ``max_retries`` times with exponential
@@ -29,7 +33,8 @@ from typing import Any, Mapping, Sequence
 from PIL import Image
 
 from mira_env.actions import DEFAULT_MAX_LENGTH, ParsedAction, parse_action
-from mira_env.agents.prompt import batch_messages
+from mira_env.agents.prompt import (CONVERSATIONS, DEFAULT_EDIT_BUDGET, EpisodeConversations, batch_messages,
+                                    tool_turns_as_user)
 from mira_env.config import merge_config
 from mira_env.errors import ConfigError, MiraError, describe
 
@@ -67,6 +72,10 @@ class APIAgentConfig:
         "help": "Longest accepted atomic instruction in characters; longer answers are malformed."})
     extra_body: dict = field(default_factory=dict, metadata={
         "help": "Extra JSON fields merged into every request (e.g. {'seed': 0} or vLLM sampling options)."})
+    conversation: str = field(default="multi_turn", metadata={
+        "help": "'multi_turn' (the GRPO tool conversation, tool images in user messages) or 'single_turn'."})
+    edit_budget: int = field(default=DEFAULT_EDIT_BUDGET, metadata={
+        "help": "Edit budget T shown in multi-turn tool turns; match the env's max_steps and the policy's training."})
     on_error: str = field(default="raise", metadata={
         "help": "'raise': a request that fails for good raises APIAgentError; 'empty': its action is '' "
                 "and the error is kept in last_outputs."})
@@ -98,6 +107,10 @@ class APIAgentConfig:
             raise ConfigError(f"top_p={describe(self.top_p)} must be a number in (0, 1]")
         if not isinstance(self.extra_body, dict):
             raise ConfigError(f"extra_body={describe(self.extra_body)} must be a dict")
+        if self.conversation not in CONVERSATIONS:
+            raise ConfigError(f"conversation={describe(self.conversation)} is not one of {list(CONVERSATIONS)}")
+        if isinstance(self.edit_budget, bool) or not isinstance(self.edit_budget, int) or self.edit_budget < 1:
+            raise ConfigError(f"edit_budget={describe(self.edit_budget)} must be a positive int")
         if self.on_error not in _ON_ERROR:
             raise ConfigError(f"on_error={describe(self.on_error)} is not one of: 'raise', 'empty'")
         if self.system_prompt is not None and not isinstance(self.system_prompt, str):
@@ -168,6 +181,8 @@ class APIAgent:
         self.name = f"api:{self.config.model}"
         self.last_outputs: list[ParsedAction] = []
         self.requests_sent = 0
+        self.episodes = EpisodeConversations(edit_budget=self.config.edit_budget,
+                                             system_prompt=self.config.system_prompt)
         self._lock = threading.Lock()
         self._client = None
 
@@ -199,14 +214,22 @@ class APIAgent:
         self.close()
 
     def reset(self, n: int | None = None) -> None:
-        """Forget the last outputs (the agent keeps no per-episode state)."""
+        """Forget the last outputs and every episode's conversation."""
         self.last_outputs = []
+        self.episodes.reset()
 
     # ------------------------------------------------------------------ acting
+    def conversations(self, observations: Sequence[Mapping[str, Any]],
+                      infos: Sequence[Mapping[str, Any]] | None = None) -> list[list[dict]]:
+        """The processor-style conversations :meth:`act` sends (tool turns already moved into user turns)."""
+        if self.config.conversation == "multi_turn":
+            return [tool_turns_as_user(c) for c in self.episodes.messages(observations, infos)]
+        return batch_messages(observations, system_prompt=self.config.system_prompt)
+
     def act(self, observations: Sequence[Mapping[str, Any]],
             infos: Sequence[Mapping[str, Any]] | None = None) -> list[str]:
         """One action per observation; requests run concurrently (``concurrency`` at a time)."""
-        conversations = batch_messages(observations, system_prompt=self.config.system_prompt)
+        conversations = self.conversations(observations, infos)
         results = self.complete_many(conversations)
         limit = self.config.max_instruction_length
         outputs = []
@@ -216,6 +239,8 @@ class APIAgent:
             else:
                 outputs.append(parse_action(result, max_length=limit))
         self.last_outputs = outputs
+        if self.config.conversation == "multi_turn":
+            self.episodes.record([r if isinstance(r, str) else "" for r in results])
         return [parsed.action for parsed in outputs]
 
     def complete_many(self, conversations: Sequence[list[dict]]) -> list[str | APIAgentError]:

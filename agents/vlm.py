@@ -1,7 +1,12 @@
 """``VLMAgent``: a transformers image-text-to-text model as the MIRA policy.
 
-Each :meth:`VLMAgent.act` call turns every observation into the MIRA conversation
-(:func:`mira_env.agents.prompt.build_messages`: I0, It, C, numbered history), renders the batch with
+Each :meth:`VLMAgent.act` call turns every observation into the MIRA conversation of
+:mod:`mira_env.agents.prompt` (the one renderer): by default ``multi_turn``, exactly the tool conversation GRPO
+trains on (I0 and C, then each earlier answer and a tool turn with the edited image; the agent keeps it per
+episode, keyed by ``infos[i]["episode_id"]``), or ``single_turn`` (I0, It, C, numbered history). A trained
+policy's folder records its conversation and edit budget (``mira_policy.json``); the agent plays that one
+unless told otherwise. The processor gets the policy family's MIRA chat template
+(:func:`mira_env.agents.families.prepare_processor`). The batch is rendered with
 ``processor.apply_chat_template`` (left padding), runs ONE ``model.generate`` per batch of
 ``batch_size`` observations and parses every answer with :func:`mira_env.agents.prompt.parse_action`.
 Malformed answers become ``""`` (``EditEnv`` counts them as invalid actions); the raw texts and parse
@@ -18,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from mira_env.actions import DEFAULT_MAX_LENGTH, ParsedAction, parse_action
-from mira_env.agents.prompt import batch_messages
+from mira_env.agents.prompt import (CONVERSATIONS, DEFAULT_EDIT_BUDGET, EpisodeConversations, batch_messages,
+                                    conversation_tools, read_policy_record)
 from mira_env.config import merge_config
 from mira_env.errors import ConfigError, describe
 
@@ -49,6 +55,14 @@ class VLMAgentConfig:
     seed: int | None = field(default=None, metadata={
         "help": "Seed of the sampling RNG (the n-th generate call uses seed + n, in a forked RNG); "
                 "None samples from torch's global RNG."})
+    conversation: str | None = field(default=None, metadata={
+        "help": "'multi_turn' (the GRPO tool conversation) or 'single_turn'; None: what the checkpoint's "
+                "mira_policy.json records, else 'multi_turn'."})
+    edit_budget: int | None = field(default=None, metadata={
+        "help": "Edit budget T shown in multi-turn tool turns; None: the checkpoint's record, else 5. Match the "
+                "env's max_steps."})
+    chat_template_path: str | None = field(default=None, metadata={
+        "help": "A .jinja chat template replacing the family's MIRA template (needed for models of no known family)."})
 
     def __post_init__(self) -> None:
         for name in ("max_new_tokens", "max_instruction_length", "batch_size"):
@@ -69,6 +83,11 @@ class VLMAgentConfig:
             raise ConfigError(f"seed={describe(self.seed)} must be an int or None")
         if self.system_prompt is not None and not isinstance(self.system_prompt, str):
             raise ConfigError(f"system_prompt={describe(self.system_prompt)} must be a str or None")
+        if self.conversation is not None and self.conversation not in CONVERSATIONS:
+            raise ConfigError(f"conversation={describe(self.conversation)} is not one of {list(CONVERSATIONS)} or None")
+        if self.edit_budget is not None and (isinstance(self.edit_budget, bool) or not isinstance(self.edit_budget, int)
+                                             or self.edit_budget < 1):
+            raise ConfigError(f"edit_budget={describe(self.edit_budget)} must be a positive int or None")
         if self.device is not None and not isinstance(self.device, str):
             raise ConfigError(f"device={describe(self.device)} must be a str such as 'cuda' or 'cpu', or None")
 
@@ -105,7 +124,7 @@ class VLMAgent:
         dtype = name if name == "auto" else getattr(torch, name)
         processor = AutoProcessor.from_pretrained(model)
         network = AutoModelForImageTextToText.from_pretrained(model, dtype=dtype).to(device).eval()
-        self._setup(network, processor, model)
+        self._setup(network, processor, model, read_policy_record(model))
 
     @classmethod
     def from_model(cls, model: Any, processor: Any, *, name: str | None = None,
@@ -121,52 +140,74 @@ class VLMAgent:
         agent = cls.__new__(cls)
         agent.config = _config(config, kwargs)
         name = name or getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
-        agent._setup(model, processor, name)  # noqa: SLF001 - the class's own constructor path
+        agent._setup(model, processor, name, {})  # noqa: SLF001 - the class's own constructor path
         return agent
 
-    def _setup(self, model: Any, processor: Any, source: str) -> None:
-        from mira_env.tiny.vlm import suppress_token_ids
+    def _setup(self, model: Any, processor: Any, source: str, record: dict) -> None:
+        from mira_env.agents.families import FamilyError, family_of, prepare_processor, suppress_token_ids
 
+        c = self.config
+        self.conversation = c.conversation or record.get("conversation") or "multi_turn"
+        self.edit_budget = int(c.edit_budget or record.get("edit_budget") or DEFAULT_EDIT_BUDGET)
+        if c.system_prompt is None and "system_prompt" in record:
+            c.system_prompt = record["system_prompt"]
+        family = None
+        try:
+            family = family_of(model)
+        except FamilyError:
+            if self.conversation == "multi_turn" and c.chat_template_path is None:
+                raise
+        if family is not None or c.chat_template_path is not None:
+            family = prepare_processor(processor, model, chat_template_path=c.chat_template_path, source=source)
         self.model = model
         self.processor = processor
         self.name = f"vlm:{source}"
         self.last_outputs: list[ParsedAction] = []
         self.generate_calls = 0
-        self._suppress = suppress_token_ids(processor)
+        self.episodes = EpisodeConversations(edit_budget=self.edit_budget, system_prompt=c.system_prompt)
+        self._suppress = suppress_token_ids(processor, family)
         tokenizer = getattr(processor, "tokenizer", processor)
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     def __repr__(self) -> str:
         c = self.config
         return (f"VLMAgent(name={self.name!r}, device={str(self.model.device)!r}, batch_size={c.batch_size}, "
-                f"max_new_tokens={c.max_new_tokens}, do_sample={c.do_sample})")
+                f"max_new_tokens={c.max_new_tokens}, do_sample={c.do_sample}, conversation={self.conversation!r})")
 
     def reset(self, n: int | None = None) -> None:
-        """Forget the last outputs (the agent keeps no per-episode state)."""
+        """Forget the last outputs and every episode's conversation."""
         self.last_outputs = []
+        self.episodes.reset()
 
     # ------------------------------------------------------------------ acting
     def act(self, observations: Sequence[Mapping[str, Any]],
             infos: Sequence[Mapping[str, Any]] | None = None) -> list[str]:
         """One action per observation; ONE ``generate`` call per ``batch_size`` observations."""
-        conversations = batch_messages(observations, system_prompt=self.config.system_prompt)
+        if self.conversation == "multi_turn":
+            conversations = self.episodes.messages(observations, infos)
+        else:
+            conversations = batch_messages(observations, system_prompt=self.config.system_prompt)
         texts: list[str] = []
         size = self.config.batch_size
         for start in range(0, len(conversations), size):
-            texts.extend(self.generate_texts(conversations[start:start + size]))
+            texts.extend(self.generate_texts(conversations[start:start + size],
+                                             tools=conversation_tools(self.conversation)))
         limit = self.config.max_instruction_length
         self.last_outputs = [parse_action(text, max_length=limit) for text in texts]
+        if self.conversation == "multi_turn":
+            self.episodes.record(texts)
         return [parsed.action for parsed in self.last_outputs]
 
-    def generate_texts(self, conversations: Sequence[list[dict]]) -> list[str]:
-        """The decoded answers to ``conversations`` (chat-message lists) from ONE ``generate`` call."""
+    def generate_texts(self, conversations: Sequence[list[dict]], tools: list[dict] | None = None) -> list[str]:
+        """The decoded answers to ``conversations`` (chat-message lists, rendered with ``tools``) from ONE
+        ``generate`` call."""
         if not conversations:
             return []
         import torch
 
         inputs = self.processor.apply_chat_template(
             list(conversations), add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
-            processor_kwargs={"padding": True, "padding_side": "left"})
+            tools=tools, processor_kwargs={"padding": True, "padding_side": "left"})
         inputs = inputs.to(self.model.device)
         if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)

@@ -9,7 +9,10 @@ What it reads, per row (the ``GRPOTrainer`` passes every dataset column as a key
   ``RewardInput.raw_actions`` (so ``format`` scores it) and its ``<edit>...</edit>`` instruction is
   read with :func:`mira_env.actions.extract_edit` (``<STOP>`` or no block = no edit);
 - ``image_column`` (default ``"image"``): the source image I0 (a PIL image, or a list whose first
-  element is one, as in TRL's ``images`` column);
+  element is one, as in TRL's ``images`` column, or a ``datasets`` ``Image`` feature's decoded value);
+- ``editor_state`` (:data:`mira_env.editors.state.STATE_COLUMN`): the editor's per-image state (the shapes
+  world's scene) as JSON, which a ``datasets`` image column cannot carry; it is attached to I0 before the
+  editor and the reward see it (:func:`mira_env.editors.state.attach_column_state`);
 - ``edited_column`` (default ``"edited_image"``): the edited image when the dataset has it;
   otherwise ``editor`` (any :class:`mira_env.editors.base.Editor`) executes the parsed instruction
   on I0 in ONE batched call (seeds from ``seed_column``, default ``"seed"``, else 0); otherwise
@@ -17,23 +20,31 @@ What it reads, per row (the ``GRPOTrainer`` passes every dataset column as a key
 - ``instruction_column`` (default ``"instruction"``): C; else the prompt's text;
 - ``"task_id"`` and ``"metadata"`` (a dict) / ``"target_scene"`` columns when present, into the Task.
 
+Failures: an editor error (an exception, or an output that is not an image) scores the affected rows None with
+the reason logged and kept in :attr:`TRLRewardFunction.last_errors`; nothing raises inside ``reward_funcs`` for
+it. Columns whose length differs from the number of completions, or an editor that returns another number of
+images than it was given, are a :class:`~mira_env.rewards.errors.RewardConfigError` naming them.
+
 ``component=`` returns one component of a composite instead of its total. When TRL passes
 ``log_metric``, the batch mean of every component is logged as ``<__name__>/<component>``.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Sequence
 
 from PIL import Image
 
 from mira_env.actions import extract_edit
+from mira_env.editors.state import STATE_COLUMN, attach_column_state
 from mira_env.reward_api import RewardInput
 from mira_env.tasks.task import Task
 
 from mira_env.rewards.errors import RewardConfigError, describe
 
+logger = logging.getLogger(__name__)
 
 
 def completion_text(completion: Any) -> str:
@@ -81,6 +92,8 @@ class TRLRewardFunction:
         self.__name__ = name or (f"{getattr(reward, 'name', type(reward).__name__)}"
                                  + (f"_{component}" if component else ""))
         self.is_composite = hasattr(reward, "terms")
+        #: row index -> why the last call scored that row None (editor failures)
+        self.last_errors: dict[int, str] = {}
 
     def action(self, text: str) -> str | None:
         """The atomic instruction in ``text``; ``None`` for ``<STOP>`` or no match."""
@@ -93,9 +106,13 @@ class TRLRewardFunction:
             raise RewardConfigError(f"the dataset has no {self.image_column!r} column with the source images; "
                                     f"columns passed: {sorted(k for k in kwargs if not k.startswith('log_'))}; "
                                     "set image_column=")
+        self._check_lengths(n, prompts, kwargs)
         sources = [_as_image(v, f"{self.image_column}[{i}]") for i, v in enumerate(kwargs[self.image_column])]
+        if STATE_COLUMN in kwargs:
+            sources = [attach_column_state(image, kwargs[STATE_COLUMN][i]) for i, image in enumerate(sources)]
         texts = [completion_text(c) for c in completions]
         actions = [self.action(t) for t in texts]
+        self.last_errors = {}
         if self.edited_column in kwargs:
             edited = [_as_image(v, f"{self.edited_column}[{i}]") for i, v in enumerate(kwargs[self.edited_column])]
         else:
@@ -103,10 +120,25 @@ class TRLRewardFunction:
             todo = [i for i, a in enumerate(actions) if a is not None]
             if self.editor is not None and todo:
                 seeds = kwargs.get(self.seed_column) or [0] * n
-                outputs = self.editor.edit([sources[i] for i in todo], [actions[i] for i in todo],
-                                           [int(seeds[i]) for i in todo])
+                try:
+                    outputs = list(self.editor.edit([sources[i] for i in todo], [actions[i] for i in todo],
+                                                    [int(seeds[i]) for i in todo]))
+                except Exception as exc:  # noqa: BLE001 - an editor failure scores its rows None, never raises
+                    reason = f"editor {getattr(self.editor, 'name', type(self.editor).__name__)} failed: " \
+                             f"{type(exc).__name__}: {exc}"
+                    outputs = [None] * len(todo)
+                    for i in todo:
+                        self.last_errors[i] = reason
+                    logger.warning("%s: %s (%d rows scored None)", self.__name__, reason, len(todo))
+                if len(outputs) != len(todo):
+                    raise RewardConfigError(f"editor {describe(self.editor)} returned {len(outputs)} images for "
+                                            f"{len(todo)} edits; an Editor returns one image per input")
                 for i, image in zip(todo, outputs):
-                    edited[i] = image
+                    if isinstance(image, Image.Image):
+                        edited[i] = image
+                    elif i not in self.last_errors:
+                        self.last_errors[i] = f"editor returned {describe(image)} instead of an image"
+                        logger.warning("%s: row %d: %s", self.__name__, i, self.last_errors[i])
         instructions = kwargs.get(self.instruction_column) or [_prompt_text(p) for p in prompts]
         items = []
         for i in range(n):
@@ -122,6 +154,17 @@ class TRLRewardFunction:
                                      trajectory=trajectory, task=task, raw_actions=[texts[i]],
                                      terminated=True, step=len(trajectory)))
         return items
+
+    def _check_lengths(self, n: int, prompts: Sequence[Any], kwargs: dict) -> None:
+        columns = {"prompts": prompts, **{k: v for k, v in kwargs.items()
+                                          if k in (self.image_column, self.edited_column, self.instruction_column,
+                                                   self.seed_column, STATE_COLUMN, "task_id", "metadata",
+                                                   "target_scene")}}
+        wrong = {name: len(value) for name, value in columns.items()
+                 if value is not None and hasattr(value, "__len__") and len(value) != n}
+        if wrong:
+            raise RewardConfigError(f"columns {sorted(wrong)} have lengths {wrong}, not one value per completion "
+                                    f"({n} completions)")
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
         items = self.build_inputs(prompts, completions, **kwargs)
@@ -139,7 +182,8 @@ class TRLRewardFunction:
                         log_metric(f"{self.__name__}/{name}", sum(scored) / len(scored))
         else:
             values = list(self.reward.score(items))
-        return [None if v is None or not math.isfinite(float(v)) else float(v) for v in values]
+        return [None if v is None or i in self.last_errors or not math.isfinite(float(v)) else float(v)
+                for i, v in enumerate(values)]
 
     def __repr__(self) -> str:
         return f"TRLRewardFunction({self.__name__!r}, reward={self.reward!r})"

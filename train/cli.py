@@ -19,6 +19,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "audit-rewards": ("mira_env.rewards.audit", "rank-correlate every reward term with the shapes-world oracle"),
     "train sft": ("mira_env.train.sft", "supervised fine-tuning on MIRA-Editing trajectories (TRL SFTTrainer)"),
     "train grpo": ("mira_env.train.grpo", "multi-turn GRPO against the editing environment (TRL GRPOTrainer)"),
+    "serve editor": ("mira_env.train.serve_editor", "serve an editor over HTTP (Ray Serve replicas, dynamic batching)"),
+    "serve judge": ("mira_env.train.serve_judge", "serve a local VLM judge as an OpenAI-compatible endpoint"),
+    "data build": ("mira_env.train.data_build", "multi-turn editing sessions -> MIRA-Editing records (merge, rank, paraphrase)"),
 }
 
 

@@ -44,6 +44,10 @@ class ModelArguments:
     dtype: str = field(default="auto", metadata={
         "help": "Weights dtype when loading --model: 'auto' (float32 on CPU, bfloat16 on CUDA), 'float32', "
                 "'bfloat16' or 'float16'."})
+    chat_template_path: str | None = field(default=None, metadata={
+        "help": "A .jinja chat template to use instead of the policy family's MIRA template (TRL's "
+                "chat_template_path); it must render tools, images in tool turns and the edit call as <edit>X</edit>. "
+                "Needed for models of no known family (mira_env.agents.families)."})
     use_lora: bool = field(default=False, metadata={"help": "Train a LoRA adapter (PEFT) instead of all weights."})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha."})

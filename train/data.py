@@ -5,11 +5,11 @@ I0, the image after k steps Ik (I0 for k = 0) and the first k instructions; its 
 the policy should give there: ``format_action(instruction k+1)``, or ``format_action("<STOP>")`` for
 k = n. Two renderings of the same state:
 
-- ``single_turn`` (default): the :func:`mira_env.agents.prompt.build_messages` prompt that ``VLMAgent`` uses
-  (I0, Ik, C and the numbered history in one user message).
-- ``multi_turn``: the conversation GRPO's tool loop builds (:mod:`mira_env.train.tools`): the k = 0 prompt,
-  then for each executed step the policy's answer and the tool result carrying the edited image.
-  Train with this one before ``mira train grpo`` so SFT and GRPO see the same inputs.
+- ``multi_turn`` (default): the conversation GRPO's tool loop builds and the agents play by default
+  (:func:`mira_env.agents.prompt.build_conversation`): the k = 0 prompt, then for each executed step the
+  policy's answer and the tool turn carrying the edited image. SFT, GRPO and evaluation see the same inputs.
+- ``single_turn``: the :func:`mira_env.agents.prompt.build_messages` prompt (I0, Ik, C and the numbered
+  history in one user message).
 
 Samples are plain dicts ``{"prompt": messages, "completion": target, "images": [PIL, ...],
 "record_id", "step", "kind", "tools"}`` whose image parts are ``{"type": "image"}`` placeholders
@@ -27,10 +27,9 @@ from typing import Any, Iterable, Sequence
 from PIL import Image
 
 from mira_env.actions import STOP, format_action
-from mira_env.agents.prompt import build_messages
+from mira_env.agents.prompt import DEFAULT_EDIT_BUDGET, Turn, build_conversation, build_messages
 from mira_env.errors import TaskError, describe
 from mira_env.records import EditingRecord, TrajectoryStep, read_records
-from mira_env.train.tools import tool_result_content
 
 FORMATS = ("single_turn", "multi_turn")
 KINDS = ("start", "continue", "stop")
@@ -68,7 +67,7 @@ def _load(record: EditingRecord, what: str, loader) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
-def record_samples(record: EditingRecord, *, format: str = "single_turn", system_prompt: str | None = None,
+def record_samples(record: EditingRecord, *, format: str = "multi_turn", system_prompt: str | None = None,
                    max_steps: int | None = None) -> list[dict]:
     """The n + 1 SFT samples of one record (see the module docstring).
 
@@ -76,7 +75,8 @@ def record_samples(record: EditingRecord, *, format: str = "single_turn", system
         record: a MIRA-Editing record with its source image and every step's image.
         format: ``"single_turn"`` or ``"multi_turn"``.
         system_prompt: passed to :func:`mira_env.agents.prompt.build_messages` (``""`` drops the system message).
-        max_steps: the GRPO edit budget T shown in multi-turn tool results (default: the trajectory length).
+        max_steps: the GRPO edit budget T shown in multi-turn tool results (default
+            :data:`mira_env.agents.prompt.DEFAULT_EDIT_BUDGET`, GRPO's default).
     """
     if format not in FORMATS:
         raise DataError(f"format={describe(format)} is not one of {list(FORMATS)}")
@@ -95,7 +95,10 @@ def record_samples(record: EditingRecord, *, format: str = "single_turn", system
     images = [source] + [_load(record, f"trajectory[{i}].image", lambda i=i: record.load_step_image(i))
                          for i in range(len(steps))]
     instructions = [" ".join(step.instruction.split()) for step in steps]
-    budget = max_steps if max_steps is not None else max(len(steps), 1)
+    budget = max_steps if max_steps is not None else DEFAULT_EDIT_BUDGET
+    if format == "multi_turn" and len(steps) > budget:
+        raise DataError(f"record {record.id!r} has {len(steps)} steps, over the edit budget {budget}; raise "
+                        "edit_budget (GRPO's max_tool_calling_iterations) to at least the longest trajectory")
     samples = []
     for k in range(len(steps) + 1):
         target = format_action(instructions[k]) if k < len(steps) else format_action(STOP)
@@ -106,12 +109,9 @@ def record_samples(record: EditingRecord, *, format: str = "single_turn", system
             messages = build_messages(record.complex_instruction, source, images[k], instructions[:k],
                                       system_prompt=system_prompt)
         else:
-            messages = build_messages(record.complex_instruction, source, source, [], system_prompt=system_prompt)
-            for i in range(k):
-                messages.append({"role": "assistant", "content": [{"type": "text",
-                                                                   "text": format_action(instructions[i])}]})
-                messages.append({"role": "tool", "name": "edit",
-                                 "content": tool_result_content(images[i + 1], i + 1, budget)})
+            turns = [Turn(format_action(instructions[i]), images[i + 1]) for i in range(k)]
+            messages = build_conversation(record.complex_instruction, source, turns, edit_budget=budget,
+                                          system_prompt=system_prompt)
         prompt, prompt_images = _placeholders(messages)
         samples.append({"prompt": prompt, "completion": target, "images": prompt_images, "record_id": record.id,
                         "step": k, "kind": kind, "tools": format == "multi_turn"})
@@ -182,7 +182,7 @@ def load_records(source: str | os.PathLike | Iterable[Any], *, split: str = "tra
     return records
 
 
-def build_sft_samples(source: Any, *, format: str = "single_turn", system_prompt: str | None = None,
+def build_sft_samples(source: Any, *, format: str = "multi_turn", system_prompt: str | None = None,
                       max_steps: int | None = None, split: str = "train") -> list[dict]:
     """Every record's n + 1 samples, record by record (see :func:`record_samples`)."""
     return [sample for record in load_records(source, split=split)
@@ -235,12 +235,12 @@ class SFTCollator:
 
     def render(self, sample: dict) -> tuple[str, str]:
         """``(prompt_text, target_text)`` of one sample."""
-        from mira_env.train.tools import tool_schemas
+        from mira_env.agents.families import EDIT_TOOL_SCHEMA
 
         messages = [{k: v for k, v in m.items() if v is not None} for m in sample["prompt"]]
         messages = [{**m, "content": [{k: v for k, v in p.items() if v is not None} for p in m["content"]]}
                     if isinstance(m.get("content"), list) else m for m in messages]
-        prompt = self.processor.apply_chat_template(messages, tools=tool_schemas() if sample.get("tools") else None,
+        prompt = self.processor.apply_chat_template(messages, tools=[EDIT_TOOL_SCHEMA] if sample.get("tools") else None,
                                                     tokenize=False, add_generation_prompt=True)
         return prompt, sample["completion"] + self.eos
 

@@ -167,7 +167,7 @@ def build_dataset(env, *, num_rows: int | None = None, seed: int = 0, system_pro
     import datasets
     import numpy as np
 
-    from mira_env.agents.prompt import build_messages
+    from mira_env.agents.prompt import build_conversation
     from mira_env.train.data import _placeholders
 
     indices = list(tasks) if tasks is not None else list(range(len(env.tasks)))
@@ -177,8 +177,7 @@ def build_dataset(env, *, num_rows: int | None = None, seed: int = 0, system_pro
     for r in range(count):
         task = env.tasks[indices[r % len(indices)]]
         source = task.load_source(env.config.max_pixels)
-        prompt, images = _placeholders(build_messages(task.instruction, source, source, [],
-                                                      system_prompt=system_prompt))
+        prompt, images = _placeholders(build_conversation(task.instruction, source, [], system_prompt=system_prompt))
         rows.append({"prompt": prompt, "images": images, "task_id": task.id, "editor_seed": int(seeds[r])})
     return datasets.Dataset.from_list(rows)
 
@@ -238,8 +237,10 @@ def train_grpo(model_args: ModelArguments, env_args: GRPOEnvArguments, grpo_conf
     would build (tests and the learning script pass their own)."""
     from trl import GRPOTrainer
 
+    from mira_env.agents.families import prepare_processor
+    from mira_env.agents.prompt import policy_record
     from mira_env.train.model import generation_suppression, load_policy, lora_config, train_and_save
-    from mira_env.train.tools import env_factory, set_edit_response_template
+    from mira_env.train.tools import env_factory
 
     budget = int(grpo_config.max_tool_calling_iterations)
     # 1. the environment: tasks, editor (noise), reward; every rollout gets its own EditEnv on these
@@ -252,10 +253,12 @@ def train_grpo(model_args: ModelArguments, env_args: GRPOEnvArguments, grpo_conf
     if dataset is None:
         dataset = build_dataset(env, num_rows=env_args.num_rows, seed=env_args.data_seed,
                                 system_prompt=env_args.system_prompt)
-    # 3. the policy; its tokenizer parses <edit>X</edit> as the tool call edit(instruction=X)
+    # 3. the policy, with its family's MIRA chat template (tools, images in tool turns; the upstream Qwen2.5-VL
+    #    template has neither); its tokenizer parses <edit>X</edit> as the tool call edit(instruction=X)
     if model is None or processor is None:
-        model, processor = load_policy(model_args)
-    set_edit_response_template(processor)
+        model, processor = load_policy(model_args, chat_template_path=model_args.chat_template_path)
+    else:
+        prepare_processor(processor, model, chat_template_path=model_args.chat_template_path, source="the policy")
     suppress = generation_suppression(processor)
     if suppress:
         extra = dict(grpo_config.generation_kwargs or {})
@@ -267,8 +270,9 @@ def train_grpo(model_args: ModelArguments, env_args: GRPOEnvArguments, grpo_conf
                           processing_class=processor, peft_config=lora_config(model_args),
                           environment_factory=env_factory(env), callbacks=callbacks)
     # 5. train (resuming when asked) and save the final policy
+    policy = policy_record("multi_turn", budget, env_args.system_prompt)
     metrics = train_and_save(trainer, processor, grpo_config.output_dir, env_args.resume,
-                             config_to_dict(model_args, env_args), "mira_grpo_config.json")
+                             config_to_dict(model_args, env_args), "mira_grpo_config.json", policy=policy)
     return GRPOResult(trainer=trainer, output_dir=str(grpo_config.output_dir), metrics=metrics, reward=reward)
 
 

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from mira_env.agents.prompt import DEFAULT_EDIT_BUDGET
 from mira_env.errors import ConfigError, describe
 from mira_env.train.config import ModelArguments, add_dataclass_arguments, add_hf_dataclass_arguments, config_to_dict, resolve_config
 from mira_env.train.data import FORMATS
@@ -30,13 +31,15 @@ class SFTDataArguments:
         "help": "MIRA-Editing data: a folder with records.jsonl (e.g. from `mira export`), a records.jsonl file, a "
                 "datasets folder (save_to_disk) or a hub dataset id."})
     split: str = field(default="train", metadata={"help": "Dataset split when --records is a datasets dataset."})
-    sample_format: str = field(default="single_turn", metadata={
-        "help": "'single_turn': the VLMAgent prompt (I0, It, C, history); 'multi_turn': the GRPO tool "
-                "conversation (use it before `mira train grpo`)."})
+    sample_format: str = field(default="multi_turn", metadata={
+        "help": "'multi_turn' (default): the GRPO tool conversation, which VLMAgent / APIAgent also play by default, so "
+                "SFT -> GRPO -> eval is one conversation; 'single_turn': one user message with I0, It, C and the "
+                "numbered history."})
     system_prompt: str | None = field(default=None, metadata={
         "help": "Replace the policy's system prompt ('' drops it); must match what GRPO / the agent uses."})
-    edit_budget: int | None = field(default=None, metadata={
-        "help": "Edit budget T shown in multi-turn tool results; set it to GRPO's max_tool_calling_iterations."})
+    edit_budget: int = field(default=DEFAULT_EDIT_BUDGET, metadata={
+        "help": "Edit budget T shown in multi-turn tool results ('Edit k of T'); keep it equal to GRPO's "
+                "max_tool_calling_iterations (default 5 in both)."})
     max_samples: int | None = field(default=None, metadata={"help": "Use only the first N samples (smoke runs)."})
     resume: str | None = field(default=None, metadata={
         "help": "Resume training: 'auto' (the last checkpoint in output_dir) or a checkpoint folder."})
@@ -46,7 +49,7 @@ class SFTDataArguments:
             raise ConfigError(f"sample_format={describe(self.sample_format)} is not one of {list(FORMATS)}")
         if self.max_samples is not None and self.max_samples < 1:
             raise ConfigError(f"max_samples={self.max_samples} must be >= 1 (or unset for all samples)")
-        if self.edit_budget is not None and self.edit_budget < 1:
+        if isinstance(self.edit_budget, bool) or not isinstance(self.edit_budget, int) or self.edit_budget < 1:
             raise ConfigError(f"edit_budget={self.edit_budget} must be >= 1")
 
 
@@ -91,10 +94,11 @@ def train_sft(model_args: ModelArguments, data_args: SFTDataArguments, sft_confi
     from trl import SFTTrainer
 
     from mira_env.train.data import SFTCollator, build_sft_samples, samples_to_dataset
+    from mira_env.agents.prompt import policy_record
     from mira_env.train.model import load_policy, lora_config, train_and_save
 
-    # 1. model and processor (hub id, local folder, or a tiny offline build)
-    model, processor = load_policy(model_args)
+    # 1. model and processor (hub id, local folder, or a tiny offline build), with the family's MIRA chat template
+    model, processor = load_policy(model_args, chat_template_path=model_args.chat_template_path)
     # 2. samples: start / continue / stop per trajectory
     if samples is None:
         if data_args.records is None:
@@ -111,8 +115,9 @@ def train_sft(model_args: ModelArguments, data_args: SFTDataArguments, sft_confi
                          data_collator=SFTCollator(processor), peft_config=lora_config(model_args),
                          callbacks=callbacks)
     # 4. train (resuming when asked) and save the final model and processor
+    policy = policy_record(data_args.sample_format, data_args.edit_budget, data_args.system_prompt)
     metrics = train_and_save(trainer, processor, sft_config.output_dir, data_args.resume,
-                             config_to_dict(model_args, data_args), "mira_sft_config.json")
+                             config_to_dict(model_args, data_args), "mira_sft_config.json", policy=policy)
     return SFTResult(trainer=trainer, output_dir=str(sft_config.output_dir), metrics=metrics,
                      num_samples=len(samples))
 

@@ -5,13 +5,13 @@ in the answer is executed, the tool results (text and IMAGES) are appended to th
 the policy answers again, until it stops calling tools or ``max_tool_calling_iterations`` is reached.
 TRL keeps the tool images in the sequence it computes the loss on.
 
-The policy's answer format is the MIRA format of :mod:`mira_env.agents.prompt` (``<edit>...</edit>`` or
+The policy's answer format is the MIRA format of :mod:`mira_env.actions` (``<edit>...</edit>`` or
 ``<STOP>``), not a JSON tool call: :data:`EDIT_RESPONSE_TEMPLATE` is a transformers response template
 that parses ``<edit>X</edit>`` as the tool call ``edit(instruction=X)``. ``<STOP>`` is plain text and
 no tool call, so the rollout ends there. The same answers are therefore the SFT targets, the GRPO
 actions and the ``VLMAgent`` outputs.
 
-The conversation the policy sees at turn k (the ``multi_turn`` format of :mod:`mira_env.train.data`)::
+The conversation the policy sees at turn k (:func:`mira_env.agents.prompt.build_conversation`, the one renderer)::
 
     system (+ the edit tool's schema) | user: I0, I0, C | assistant: <edit>u1</edit> |
     tool: [I1, "Edit 1 of T applied ..."] | assistant: <edit>u2</edit> | tool: [I2, ...] | assistant: ...
@@ -22,44 +22,21 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from PIL import Image
-
 from mira_env.actions import STOP, format_action, parse_action
+from mira_env.agents.families import FAMILIES, PolicyFamily
+from mira_env.agents.prompt import tool_result_content
 from mira_env.env import EditEnv
 from mira_env.reward_api import RewardOutput
 
-#: transformers response template: ``<think>`` -> reasoning, ``<edit>X</edit>`` -> edit(instruction=X).
-EDIT_RESPONSE_TEMPLATE: dict[str, Any] = {
-    "defaults": {"role": "assistant"},
-    "start_anchor": "<|im_start|>assistant\n",
-    "fields": {
-        "reasoning_content": {"open": "<think>", "close_pattern": r"</think>\s*", "content": "text"},
-        "tool_calls": {
-            "open": "<edit>", "close_pattern": r"</edit>\s*", "repeats": True, "content": "text",
-            "transform": {"type": "function", "function": {"name": "edit", "arguments": {"instruction": "{content}"}}},
-        },
-        "content": {"close_pattern": r"<\|im_end\|>\s*", "content": "text"},
-    },
-}
+#: transformers response template of the Qwen families: ``<think>`` -> reasoning, ``<edit>X</edit>`` -> edit(instruction=X).
+EDIT_RESPONSE_TEMPLATE: dict[str, Any] = FAMILIES["qwen2_5_vl"].response_template
 
 
-def set_edit_response_template(processor: Any) -> Any:
+def set_edit_response_template(processor: Any, family: PolicyFamily | None = None) -> Any:
     """Make ``processor``'s tokenizer parse ``<edit>X</edit>`` answers as ``edit(instruction=X)`` tool calls."""
     tokenizer = getattr(processor, "tokenizer", processor)
-    tokenizer.response_template = EDIT_RESPONSE_TEMPLATE
+    tokenizer.response_template = (family or FAMILIES["qwen2_5_vl"]).response_template
     return processor
-
-
-def tool_result_text(step: int, max_steps: int, error: str | None = None) -> str:
-    """The text that accompanies the edited image in a tool result."""
-    if error:
-        return f"Edit {step} of {max_steps} failed ({error}); the current image is unchanged."
-    return f"Edit {step} of {max_steps} applied. This is the current image."
-
-
-def tool_result_content(image: Image.Image, step: int, max_steps: int, error: str | None = None) -> list[dict]:
-    """The tool message content after an edit: the new current image It, then a line of text."""
-    return [{"type": "image", "image": image}, {"type": "text", "text": tool_result_text(step, max_steps, error)}]
 
 
 class EditingToolEnv:

@@ -1,16 +1,23 @@
-"""Tiny, randomly initialised image-text-to-text VLMs (Qwen2.5-VL, Qwen3-VL) for offline tests.
+"""Tiny, randomly initialised replicas of the Qwen2.5-VL and Qwen3-VL policy families for offline tests.
 
 :func:`build_tiny_vlm` builds the model from a config under a fixed seed, with a local byte-level
-``Qwen2Tokenizer`` (256 byte tokens, no merges, plus the Qwen special tokens), a
-``Qwen2VLImageProcessor`` with small ``min_pixels`` / ``max_pixels`` (a 64x64 image becomes a
-handful of tokens), the model's video processor (the processor classes require one) and TRL's
-``qwen3_vl.jinja`` chat template (images AND tools; TRL recognises it by identity for its training
-template). Model and processor are saved with ``save_pretrained`` and load back with::
+``Qwen2Tokenizer`` (256 byte tokens, no merges, plus the Qwen special tokens), and otherwise what the
+released checkpoints ship:
+
+- the family's REAL chat template: Qwen2.5-VL's own template (no tools, no tool turns) and Qwen3-VL's,
+  read from TRL's on-disk copies (``trl/chat_templates/qwen2_5_vl.jinja`` / ``qwen3_vl.jinja``);
+- the real image processor settings (:data:`IMAGE_SETTINGS`: patch size, merge size, min / max pixels,
+  mean / std as in the model cards' ``preprocessor_config.json``), so a 64x64 image becomes 4 image tokens
+  on Qwen2.5-VL (min_pixels 56x56) and 64 on Qwen3-VL (min_pixels 256x256), as on the real models;
+- the family's video processor (the processor classes require one).
+
+Model and processor are saved with ``save_pretrained`` and load back with::
 
     processor = AutoProcessor.from_pretrained(path)
     model = AutoModelForImageTextToText.from_pretrained(path)
 
-the same code path a real hub id takes. Nothing is downloaded. The output is random text: use it
+the same code path a real hub id takes, including the chat-template replacement of
+:func:`mira_env.agents.families.prepare_processor`. Nothing is downloaded. The output is random text: use it
 for plumbing (shapes, batching, generation, training steps), never for quality.
 """
 
@@ -39,7 +46,19 @@ ADDED_TOKENS = ("<tool_call>", "</tool_call>", "<tool_response>", "</tool_respon
 VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
 
 _MARKER = "mira_tiny_vlm.json"
-_BUILD_VERSION = 1
+_BUILD_VERSION = 2
+
+#: Image processor settings of the released checkpoints (preprocessor_config.json of
+#: Qwen/Qwen2.5-VL-*-Instruct and Qwen/Qwen3-VL-*-Instruct); mira_env.agents.families holds the same values.
+IMAGE_SETTINGS = {
+    "qwen2_5_vl": {"patch_size": 14, "merge_size": 2, "temporal_patch_size": 2, "min_pixels": 3136,
+                   "max_pixels": 12845056, "image_mean": (0.48145466, 0.4578275, 0.40821073),
+                   "image_std": (0.26862954, 0.26130258, 0.27577711)},
+    "qwen3_vl": {"patch_size": 16, "merge_size": 2, "temporal_patch_size": 2, "min_pixels": 65536,
+                 "max_pixels": 16777216, "image_mean": (0.5, 0.5, 0.5), "image_std": (0.5, 0.5, 0.5)},
+}
+#: TRL's on-disk copies of the chat templates the released checkpoints ship.
+UPSTREAM_TEMPLATES = {"qwen2_5_vl": "qwen2_5_vl.jinja", "qwen3_vl": "qwen3_vl.jinja"}
 
 
 def default_path(kind: str = "qwen2_5_vl", seed: int = 0) -> Path:
@@ -48,17 +67,20 @@ def default_path(kind: str = "qwen2_5_vl", seed: int = 0) -> Path:
     return root / f"{kind}-seed{seed}-v{_BUILD_VERSION}"
 
 
-def chat_template() -> str:
-    """TRL's ``qwen3_vl.jinja`` (images and tools), read from the installed ``trl`` package."""
+def chat_template(kind: str = "qwen3_vl") -> str:
+    """The chat template the released ``kind`` checkpoints ship, read from TRL's copy on disk."""
+    if kind not in UPSTREAM_TEMPLATES:
+        raise ConfigError(f"kind={describe(kind)} is not a tiny VLM kind; choose one of {list(KINDS)}")
+    name = UPSTREAM_TEMPLATES[kind]
     spec = importlib.util.find_spec("trl")
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the tiny VLM chat template is TRL's chat_templates/qwen3_vl.jinja; "
+        raise ConfigError(f"the real {kind} chat template is read from TRL's chat_templates/{name}; "
                           "install trl (pip install 'mira-env[train]')")
     for location in spec.submodule_search_locations:
-        path = Path(location) / "chat_templates" / "qwen3_vl.jinja"
+        path = Path(location) / "chat_templates" / name
         if path.is_file():
             return path.read_text(encoding="utf-8")
-    raise ConfigError("trl is installed but has no chat_templates/qwen3_vl.jinja; upgrade trl (>=1.16)")
+    raise ConfigError(f"trl is installed but has no chat_templates/{name}; upgrade trl (>=1.16)")
 
 
 def _byte_vocab() -> dict[str, int]:
@@ -125,23 +147,21 @@ def _config(kind: str, token_ids: dict[str, int], vocab_size: int):
 def _processor(kind: str, tokenizer, template: str):
     from transformers import Qwen2VLImageProcessor
 
-    patch = 14 if kind == "qwen2_5_vl" else 16
-    factor = patch * 2
-    # min_pixels / max_pixels: a 64x64 image is resized to 56x56 (Qwen2.5-VL) or 64x64 (Qwen3-VL): 4 tokens
-    size = {"shortest_edge": factor * factor, "longest_edge": 4 * factor * factor}
-    image_processor = Qwen2VLImageProcessor(patch_size=patch, merge_size=2, temporal_patch_size=2,
-                                            size=size)
+    settings = IMAGE_SETTINGS[kind]
+    common = dict(patch_size=settings["patch_size"], merge_size=settings["merge_size"],
+                  temporal_patch_size=settings["temporal_patch_size"])
+    size = {"shortest_edge": settings["min_pixels"], "longest_edge": settings["max_pixels"]}
+    image_processor = Qwen2VLImageProcessor(size=size, image_mean=list(settings["image_mean"]),
+                                            image_std=list(settings["image_std"]), **common)
     if kind == "qwen2_5_vl":
         from transformers import Qwen2_5_VLProcessor, Qwen2VLVideoProcessor
 
-        video = Qwen2VLVideoProcessor(patch_size=patch, merge_size=2, temporal_patch_size=2,
-                                      size=size)
+        video = Qwen2VLVideoProcessor(**common)
         return Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video,
                                    chat_template=template)
     from transformers import Qwen3VLProcessor, Qwen3VLVideoProcessor
 
-    video = Qwen3VLVideoProcessor(patch_size=patch, merge_size=2, temporal_patch_size=2,
-                                  size=size)
+    video = Qwen3VLVideoProcessor(**common)
     return Qwen3VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=video,
                             chat_template=template)
 
@@ -169,7 +189,7 @@ def build_tiny_vlm(kind: str = "qwen2_5_vl", path: str | Path | None = None, see
     tokenizer = _build_tokenizer()
     token_ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
     config = _config(kind, token_ids, vocab_size=len(tokenizer))
-    processor = _processor(kind, tokenizer, chat_template())
+    processor = _processor(kind, tokenizer, chat_template(kind))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoModelForImageTextToText.from_config(config)
@@ -219,4 +239,4 @@ def suppress_token_ids(processor) -> list[int]:
     return [int(vocab[token]) for token in VISION_TOKENS if token in vocab]
 
 
-__all__ = ["KINDS", "build_tiny_vlm", "chat_template", "default_path", "suppress_token_ids"]
+__all__ = ["IMAGE_SETTINGS", "KINDS", "UPSTREAM_TEMPLATES", "build_tiny_vlm", "chat_template", "default_path", "suppress_token_ids"]

@@ -130,7 +130,7 @@ class ChatServer:
 @pytest.fixture(scope="module")
 def policy(tiny_vlm_loaded):
     model, processor = tiny_vlm_loaded["qwen2_5_vl"]
-    return VLMAgent.from_model(model, processor, name="tiny", max_new_tokens=10)
+    return VLMAgent.from_model(model, processor, name="tiny", max_new_tokens=10, conversation="single_turn")
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +147,9 @@ def make_agent(server):
     agents = []
 
     def make(**kwargs):
-        options = dict(base_url=server.url, model="tiny-qwen", backoff_s=0.01, max_retries=2, timeout_s=5.0)
+        # the HTTP tests ask about arbitrary observations: the single-turn prompt (multi-turn is tested below)
+        options = dict(base_url=server.url, model="tiny-qwen", backoff_s=0.01, max_retries=2, timeout_s=5.0,
+                       conversation="single_turn")
         options.update(kwargs)
         agent = APIAgent(**options)
         agents.append(agent)
@@ -294,3 +296,41 @@ def test_api_agent_config_errors(kwargs, message, monkeypatch):
         known = sorted(f for f in APIAgentConfig.__dataclass_fields__)
         message = f"unknown APIAgent option(s) ['retries']; known options: {known}"
     assert str(err.value) == message
+
+
+def test_api_agent_multi_turn_sends_tool_images_in_user_messages(server, make_agent, tiny_vlm_loaded):
+    """The default conversation is the GRPO one; the tool turns reach the server as user turns of the same content."""
+    import gymnasium
+
+    from mira_env.agents.api import APIAgentConfig
+    from mira_env.agents.prompt import Turn, build_conversation, tool_turns_as_user
+    from tests.agents.conftest import make_tasks
+
+    assert APIAgentConfig(model="m").conversation == "multi_turn"
+    server.reset()
+    agent = make_agent(conversation="multi_turn", edit_budget=3, system_prompt="")
+    env = gymnasium.make("mira/ImageEdit-v0", editor="identity", tasks=make_tasks(1), height=32, width=32,
+                         max_steps=3)
+    obs, info = env.reset(seed=0)
+    source = Image.fromarray(obs["source"])
+    (first,) = agent.act([obs], [{**info, "episode_id": "e"}])
+    answer = agent.last_outputs[0].text  # the tiny model's raw answer: it stays in the conversation as written
+    obs, _, _, _, info = env.step(first)
+    error = f"invalid instruction: {info['invalid_reason']}" if info["invalid_reason"] else None
+    agent.act([obs], [{**info, "episode_id": "e"}])
+    messages = server.requests[-1]["body"]["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+    assert messages[1]["content"] == [{"type": "text", "text": answer}]
+    expected = tool_turns_as_user(build_conversation(obs["instruction"], source,
+                                                     [Turn(answer, Image.fromarray(obs["current"]), error)],
+                                                     edit_budget=3, system_prompt=""))
+    received = _from_openai(messages)
+    assert [m["role"] for m in received] == [m["role"] for m in expected]
+    for got, want in zip(received, expected):
+        assert [p["type"] for p in got["content"]] == [p["type"] for p in want["content"]]
+        for a, b in zip(got["content"], want["content"]):
+            if a["type"] == "image":
+                assert a["image"].tobytes() == b["image"].tobytes()
+            else:
+                assert a["text"] == b["text"]
+    assert received[2]["content"][1]["text"].startswith("Edit 1 of 3 ")

@@ -42,22 +42,19 @@ def test_tiny_vlm_loads_through_auto_classes(kind, tiny_vlm_loaded):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_tiny_vlm_chat_template_renders_images_and_tools(kind, tiny_vlm_loaded):
+def test_tiny_vlm_ships_the_real_chat_template(kind, tiny_vlm_loaded):
     _, processor = tiny_vlm_loaded[kind]
-    # byte-identical to TRL's qwen3_vl.jinja, so TRL recognises it (training template, response schema)
-    assert processor.chat_template == chat_template()
+    # byte-identical to what the released checkpoints ship (TRL's copies), so the loading path is the real one
+    assert processor.chat_template == chat_template(kind)
     image = Image.new("RGB", (64, 64), (255, 0, 0))
     messages = build_messages("make it blue", image, image, ["add a hat"])
-    tools = [{"type": "function", "function": {"name": "edit_image", "description": "Apply one edit",
-                                               "parameters": {"type": "object", "properties": {}}}}]
-    text = processor.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=False)
-    assert '"name": "edit_image"' in text and "<tool_call>" in text
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     assert text.count("<|vision_start|><|image_pad|><|vision_end|>") == 2
     assert text.endswith("<|im_start|>assistant\n")
     inputs = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
                                            return_tensors="pt")
     image_tokens = int((inputs["input_ids"] == processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")).sum())
-    assert 2 <= image_tokens <= 2 * 16  # a 64x64 image is a handful of tokens
+    assert image_tokens == {"qwen2_5_vl": 2 * 4, "qwen3_vl": 2 * 64}[kind]  # real min_pixels
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -93,7 +90,7 @@ def test_build_tiny_vlm_reuses_a_complete_build(tiny_vlm_paths, tmp_path):
     start = time.perf_counter()
     assert build_tiny_vlm("qwen2_5_vl", path, seed=0) == path
     assert time.perf_counter() - start < 0.5 and weights.stat().st_mtime_ns == before
-    assert json.loads((path / "mira_tiny_vlm.json").read_text()) == {"kind": "qwen2_5_vl", "seed": 0, "version": 1}
+    assert json.loads((path / "mira_tiny_vlm.json").read_text()) == {"kind": "qwen2_5_vl", "seed": 0, "version": 2}
 
 
 def test_build_tiny_vlm_is_seeded(tiny_vlm_paths, tiny_vlm_loaded, tmp_path):
@@ -132,7 +129,7 @@ def _count_generate(model, monkeypatch) -> list:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_vlm_agent_acts_on_env_observations(kind, tiny_vlm_paths, env_observations, monkeypatch):
-    agent = VLMAgent(str(tiny_vlm_paths[kind]), max_new_tokens=12, device="cpu")
+    agent = VLMAgent(str(tiny_vlm_paths[kind]), max_new_tokens=12, device="cpu", conversation="single_turn")
     assert isinstance(agent, Agent) and agent.name == f"vlm:{tiny_vlm_paths[kind]}"
     calls = _count_generate(agent.model, monkeypatch)
     actions = agent.act(env_observations)
@@ -150,7 +147,7 @@ def test_vlm_agent_acts_on_env_observations(kind, tiny_vlm_paths, env_observatio
 
 def test_vlm_agent_batches_with_left_padding(tiny_vlm_loaded, env_observations, monkeypatch):
     model, processor = tiny_vlm_loaded["qwen2_5_vl"]
-    agent = VLMAgent.from_model(model, processor, max_new_tokens=8, batch_size=2)
+    agent = VLMAgent.from_model(model, processor, max_new_tokens=8, batch_size=2, conversation="single_turn")
     calls = _count_generate(model, monkeypatch)
     agent.act(env_observations)
     assert calls == [2, 1]
@@ -169,7 +166,7 @@ def test_vlm_agent_sampling_is_seeded_and_leaves_global_rng_alone(tiny_vlm_loade
 
     def make(seed):
         return VLMAgent.from_model(model, processor, name="policy", max_new_tokens=8, do_sample=True,
-                                   temperature=1.5, seed=seed)
+                                   temperature=1.5, seed=seed, conversation="single_turn")
 
     state = torch.get_rng_state()
     first, second, other = make(7), make(7), make(8)
@@ -198,9 +195,11 @@ def test_vlm_agent_config_fields_have_help():
     (dict(temperature=-1.0), "temperature=-1.0 (type float) must be a number > 0"),
     (dict(do_sample="yes"), "do_sample='yes' (type str) must be a bool"),
     (dict(seed=1.5), "seed=1.5 (type float) must be an int or None"),
-    (dict(beams=4), "unknown VLMAgent option(s) ['beams']; known options: ['batch_size', 'device', 'do_sample', "
-                    "'max_instruction_length', 'max_new_tokens', 'seed', 'system_prompt', 'temperature', "
-                    "'top_p', 'torch_dtype']"),
+    (dict(conversation="chat"), "conversation='chat' (type str) is not one of ['multi_turn', 'single_turn'] or None"),
+    (dict(edit_budget=0), "edit_budget=0 (type int) must be a positive int or None"),
+    (dict(beams=4), "unknown VLMAgent option(s) ['beams']; known options: ['batch_size', 'chat_template_path', "
+                    "'conversation', 'device', 'do_sample', 'edit_budget', 'max_instruction_length', "
+                    "'max_new_tokens', 'seed', 'system_prompt', 'temperature', 'top_p', 'torch_dtype']"),
 ])
 def test_vlm_agent_config_errors(kwargs, message, tiny_vlm_loaded):
     model, processor = tiny_vlm_loaded["qwen2_5_vl"]
@@ -264,7 +263,7 @@ def test_answer_format_is_learnable_and_parsed_end_to_end(tiny_vlm_paths):
         if loss.item() < 0.05:
             break
     model.eval()
-    agent = VLMAgent.from_model(model, processor, max_new_tokens=24, system_prompt="")
+    agent = VLMAgent.from_model(model, processor, max_new_tokens=24, system_prompt="", conversation="single_turn")
     assert agent.act([first, second]) == ["add a hat", "<STOP>"]
     assert [p.text for p in agent.last_outputs] == ["<edit>add a hat</edit>", "<STOP>"]
     env.reset(seed=0)
@@ -274,7 +273,8 @@ def test_answer_format_is_learnable_and_parsed_end_to_end(tiny_vlm_paths):
 
 def test_vlm_agent_without_seed_samples_from_the_global_rng(tiny_vlm_loaded, env_observations):
     model, processor = tiny_vlm_loaded["qwen3_vl"]
-    agent = VLMAgent.from_model(model, processor, max_new_tokens=8, do_sample=True, temperature=1.5)
+    agent = VLMAgent.from_model(model, processor, max_new_tokens=8, do_sample=True, temperature=1.5,
+                                conversation="single_turn")
     torch.manual_seed(5)
     agent.act(env_observations[:1])
     first = agent.last_outputs[0].text
@@ -289,3 +289,93 @@ def test_build_tiny_vlm_into_a_new_nested_folder_leaves_no_staging(tmp_path):
     path = build_tiny_vlm("qwen3_vl", tmp_path / "a" / "b", seed=2)
     assert path == tmp_path / "a" / "b" and (path / "model.safetensors").is_file()
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b"]
+
+
+# ------------------------------------------------------------------------------------------ multi-turn
+def _spy_inputs(model, monkeypatch) -> list:
+    """The input_ids of every real ``model.generate`` call."""
+    seen = []
+    original = model.generate
+
+    def spying(*args, **kwargs):
+        seen.append(kwargs["input_ids"].clone())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model, "generate", spying)
+    return seen
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_multi_turn_is_the_default_and_plays_the_grpo_conversation(kind, tiny_vlm_paths, monkeypatch):
+    """The agent rebuilds, per episode, exactly build_conversation (the GRPO / SFT conversation) with the tool schema,
+    from what act() sees: its own earlier answers and the env's new images."""
+    from transformers import AutoProcessor
+
+    from mira_env.agents.families import prepare_processor
+    from mira_env.agents.prompt import Turn, build_conversation, conversation_tools
+
+    path = tiny_vlm_paths[kind]
+    agent = VLMAgent(str(path), max_new_tokens=6, device="cpu", system_prompt="", edit_budget=3)
+    assert agent.conversation == "multi_turn"
+    seen = _spy_inputs(agent.model, monkeypatch)
+    env = gymnasium.make("mira/ImageEdit-v0", editor="identity", tasks=make_tasks(2), height=32, width=32,
+                         max_steps=3)
+    observations, infos = [], []
+    for index in range(2):
+        obs, info = env.reset(seed=index, options={"task": index})
+        observations.append(obs)
+        infos.append({**info, "episode_id": f"ep{index}"})
+    images = {"ep0": [], "ep1": []}
+    answers = {"ep0": [], "ep1": []}
+    errors = {"ep0": [], "ep1": []}
+    source = {key: Image.fromarray(o["source"]) for key, o in zip(("ep0", "ep1"), observations)}
+    for _ in range(2):
+        agent.act(observations, infos)
+        for index, key in enumerate(("ep0", "ep1")):
+            answers[key].append(agent.last_outputs[index].text)
+        # the env only runs episode 0 on, episode 1 is re-asked at the same step (no new turn for it)
+        env.reset(seed=0, options={"task": 0})
+        for previous in answers["ep0"]:
+            obs, _, _, _, info = env.step(parse_action(previous).action)
+        errors["ep0"].append(f"invalid instruction: {info['invalid_reason']}" if info["invalid_reason"] else None)
+        images["ep0"].append(Image.fromarray(obs["current"]))
+        observations[0], infos[0] = obs, {**info, "episode_id": "ep0"}
+        answers["ep1"] = []
+    processor = AutoProcessor.from_pretrained(path)
+    prepare_processor(processor, agent.model)
+    turns = [Turn(answers["ep0"][0], images["ep0"][0], errors["ep0"][0])]
+    expected = build_conversation(observations[0]["instruction"], source["ep0"], turns, edit_budget=3,
+                                  system_prompt="")
+    ids = processor.apply_chat_template([expected], tools=conversation_tools("multi_turn"), tokenize=True,
+                                        add_generation_prompt=True, return_dict=True, return_tensors="pt")["input_ids"]
+    assert len(seen) == 2
+    row = seen[1][0][seen[1][0] != agent._pad_id]  # left padding removed
+    assert torch.equal(row, ids[0][ids[0] != agent._pad_id])
+    text = processor.decode(ids[0])
+    assert "Edit 1 of 3" in text and text.count("<|image_pad|>") > 0 and '"name": "edit"' in text
+    agent.reset()
+    assert len(agent.episodes) == 0
+
+
+def test_multi_turn_agent_refuses_an_episode_it_did_not_start(tiny_vlm_loaded, env_observations):
+    from mira_env.agents.prompt import PromptError
+
+    model, processor = tiny_vlm_loaded["qwen2_5_vl"]
+    agent = VLMAgent.from_model(model, processor, max_new_tokens=4)
+    with pytest.raises(PromptError, match="episode 2 is at step 2 but this agent never saw its start"):
+        agent.act(env_observations)
+
+
+def test_a_checkpoints_policy_record_sets_the_default_conversation(tiny_vlm_paths, tmp_path):
+    import shutil
+
+    from mira_env.agents.prompt import POLICY_RECORD, policy_record
+
+    folder = tmp_path / "policy"
+    shutil.copytree(tiny_vlm_paths["qwen2_5_vl"], folder)
+    (folder / POLICY_RECORD).write_text(json.dumps(policy_record("single_turn", 4, "be brief")))
+    agent = VLMAgent(str(folder), device="cpu")
+    assert (agent.conversation, agent.edit_budget, agent.config.system_prompt) == ("single_turn", 4, "be brief")
+    (folder / POLICY_RECORD).write_text(json.dumps(policy_record("multi_turn", 3, None)))
+    agent = VLMAgent(str(folder), device="cpu", edit_budget=6)
+    assert (agent.conversation, agent.edit_budget) == ("multi_turn", 6)

@@ -20,7 +20,7 @@ def _texts(messages):
 def test_single_turn_samples_are_start_continue_stop():
     steps = ["paint it red", "paint it blue", "paint it green"]
     record = make_record(0, steps)
-    samples = record_samples(record)
+    samples = record_samples(record, format="single_turn")
     assert [s["kind"] for s in samples] == ["start", "continue", "continue", "stop"]
     assert [s["completion"] for s in samples] == [format_action(x) for x in steps] + [format_action("<STOP>")]
     for k, sample in enumerate(samples):
@@ -51,16 +51,24 @@ def test_multi_turn_samples_replay_the_tool_conversation():
         assert sample["tools"] is True
 
 
+def test_multi_turn_is_the_default_and_budget_defaults_to_grpos():
+    record = make_record(1, ["paint it red"])
+    (first, second) = record_samples(record, system_prompt="")
+    assert first["tools"] is True and "Edit 1 of 5 applied" in _texts(second["prompt"])
+    with pytest.raises(DataError, match="record 'rec-1' has 3 steps, over the edit budget 2; raise edit_budget"):
+        record_samples(make_record(1, ["a", "b", "c"]), max_steps=2)
+
+
 def test_records_from_a_folder_and_from_a_datasets_dataset(tmp_path):
     import datasets
 
     records = [make_record(i, ["paint it red"] * (i % 3)) for i in range(3)]
     write_records(records, tmp_path)
-    from_folder = build_sft_samples(tmp_path)
+    from_folder = build_sft_samples(tmp_path, format="single_turn")
     assert len(from_folder) == sum(len(r.trajectory) + 1 for r in records)
     rows = [{"id": r.id, "complex_instruction": r.complex_instruction, "source_image": r.source_image,
              "trajectory": [{"instruction": s.instruction, "image": s.image} for s in r.trajectory]} for r in records]
-    from_dataset = build_sft_samples(datasets.Dataset.from_list(rows))
+    from_dataset = build_sft_samples(datasets.Dataset.from_list(rows), format="single_turn")
     assert [s["completion"] for s in from_dataset] == [s["completion"] for s in from_folder]
     assert [s["record_id"] for s in from_dataset] == [s["record_id"] for s in from_folder]
 
@@ -89,9 +97,12 @@ def test_unknown_format_is_refused():
 
 @pytest.mark.parametrize("sample_format", ["single_turn", "multi_turn"])
 def test_collator_puts_the_loss_on_the_answer_only(tiny_path, sample_format):
-    from transformers import AutoProcessor
+    from transformers import AutoConfig, AutoProcessor
+
+    from mira_env.agents.families import prepare_processor
 
     processor = AutoProcessor.from_pretrained(tiny_path)
+    prepare_processor(processor, AutoConfig.from_pretrained(tiny_path))
     samples = record_samples(make_record(2, ["paint it red", "paint it blue"]), format=sample_format, system_prompt="")
     batch = SFTCollator(processor)(samples)
     assert batch["input_ids"].shape[0] == len(samples)

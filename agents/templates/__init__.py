@@ -1,0 +1,1 @@
+"""Chat templates shipped with mira_env.agents.families (package data, *.jinja)."""
