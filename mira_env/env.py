@@ -150,7 +150,9 @@ def execute_edits(editor: Editor, plans: Sequence[StepPlan], reject_blank: Seque
             plan.outcome = EditOutcome(None, error, latency)
             continue
         output = outputs[index]
-        if not isinstance(output, Image.Image):
+        if isinstance(output, BaseException):  # a per-item failure (RemoteEditor): recorded with its reason
+            plan.outcome = EditOutcome(None, f"{type(output).__name__}: {output}", latency)
+        elif not isinstance(output, Image.Image):
             plan.outcome = EditOutcome(None, f"editor output is {type(output).__name__}, not a PIL image", latency)
         elif output.width < 1 or output.height < 1:
             plan.outcome = EditOutcome(None, f"editor output has empty size {output.size}", latency)
