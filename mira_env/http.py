@@ -15,9 +15,9 @@ Behaviour, per call (``request`` / ``get_json`` / ``post_json``):
 - **Total deadline.** ``deadline_s`` (default ``timeout_s * (max_retries + 1)`` plus back-off) bounds
   the whole call, retries and sleeps included; each attempt's timeout is ``min(timeout_s, time left)``.
 - **Retries with back-off** on connection errors, timeouts, protocol errors and the statuses in
-  :data:`RETRY_STATUS` (408, 425, 429, 500, 502, 503, 504): sleep ``min(max_backoff_s, backoff_s *
-  2**attempt)`` times a jitter in [0.5, 1], or the server's ``Retry-After`` (capped the same way), never
-  past the deadline. Other 4xx fail at once. ``retry=False`` on a call turns retries off for it.
+  ``retry_status`` (default :data:`RETRY_STATUS`: 408, 409, 425, 429, 500, 502, 503, 504): sleep
+  ``min(max_backoff_s, backoff_s * 2**attempt)`` times a jitter in [0.5, 1], or the server's
+  ``Retry-After`` (capped the same way), never past the deadline. Other 4xx fail at once. ``retry=False`` on a call turns retries off for it.
 - **Bounded bodies.** Responses are streamed and refused past ``max_response_bytes`` (default 256 MiB);
   requests larger than ``max_request_bytes`` are refused before sending.
 - **Clear errors.** Everything raises :class:`HTTPError` (a :class:`~mira_env.errors.MiraError`) with
@@ -43,7 +43,7 @@ from mira_env.errors import ConfigError, MiraError, describe
 from mira_env.redact import error_text, redact, register_secret
 
 #: HTTP statuses that are retried (the server may answer differently next time).
-RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 #: Default cap on a response body.
 DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 
@@ -74,7 +74,7 @@ class HTTPError(MiraError, RuntimeError):
     def retryable(self) -> bool:
         """Whether this kind of failure may go away on a later call (not a 4xx, not too large)."""
         if self.kind == "status":
-            return self.status in RETRY_STATUS
+            return self.status in RETRY_STATUS or (self.status or 0) >= 500
         return self.kind in ("connect", "timeout", "deadline", "protocol")
 
 
@@ -130,6 +130,7 @@ class HTTPClient:
         backoff_s, max_backoff_s: exponential back-off base and cap, in seconds.
         max_response_bytes, max_request_bytes: body bounds (None = unbounded).
         max_connections: connection pool size (the most requests in flight).
+        retry_status: HTTP statuses that are retried (default :data:`RETRY_STATUS`).
         sleep: the sleep function (tests pass a fake); jitter: randomise back-off (off for tests).
     """
 
@@ -137,7 +138,8 @@ class HTTPClient:
                  timeout_s: float = 60.0, deadline_s: float | None = None, max_retries: int = 3,
                  backoff_s: float = 0.5, max_backoff_s: float = 30.0,
                  max_response_bytes: int | None = DEFAULT_MAX_RESPONSE_BYTES, max_request_bytes: int | None = None,
-                 max_connections: int = 16, sleep: Callable[[float], None] = time.sleep, jitter: bool = True) -> None:
+                 max_connections: int = 16, retry_status: frozenset[int] | set[int] = RETRY_STATUS,
+                 sleep: Callable[[float], None] = time.sleep, jitter: bool = True) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url={describe(redact(str(base_url)))} must start with http:// or https://")
         _number("timeout_s", timeout_s, minimum=0.001)
@@ -162,6 +164,7 @@ class HTTPClient:
             self.timeout_s * (max_retries + 1) + min(self.max_backoff_s, self.backoff_s * 2 ** max_retries) * max_retries)
         self.max_response_bytes, self.max_request_bytes = max_response_bytes, max_request_bytes
         self._sleep, self._jitter = sleep, jitter
+        self.retry_status = frozenset(retry_status)
         self._rng = random.Random()
         self._lock = threading.Lock()
         self.requests_sent = 0
@@ -227,7 +230,7 @@ class HTTPClient:
                 last.response.attempts = attempts
                 if is_ok(last.response.status):
                     return last.response
-                if last.response.status not in RETRY_STATUS:
+                if last.response.status not in self.retry_status:
                     raise self._status_error(url, last.response, attempts, retried=False)
                 last.retry_after = last.response.headers.get("retry-after")
             elif last.kind in ("too_large", "decode"):

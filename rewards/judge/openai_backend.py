@@ -6,24 +6,25 @@
   the value is sent as ``Authorization: Bearer ...`` and never logged, never in ``repr`` or errors.
   ``api_key_env=None`` sends no key (local servers). A named variable that is unset is an error.
 - Images are sent as PNG data URIs (``image_url`` content parts), then the prompt text.
-- ``timeout_s`` per request; ``max_retries`` retries on connection errors, timeouts, HTTP 429 and
-  5xx, sleeping ``min(max_backoff_s, backoff_s * 2**attempt)`` (or the server's ``Retry-After``,
-  capped the same way); other HTTP errors fail at once. At most ``concurrency`` requests in flight.
+- Transport: :class:`mira_env.http.HTTPClient` (the project's one HTTP client): ``timeout_s`` per
+  attempt, ``max_retries`` retries on connection errors, timeouts, HTTP 408/409/425/429 and 5xx with
+  back-off ``min(max_backoff_s, backoff_s * 2**attempt)`` (or the server's ``Retry-After``, capped the same
+  way), a total deadline per request, bounded response bodies; other HTTP errors fail at once. At most
+  ``concurrency`` requests in flight.
+- Works the same against ``vllm serve <VLM>``, any OpenAI-compatible server, and ``mira serve judge``
+  (the local transformers judge served with this API).
 """
 
 from __future__ import annotations
 
 import base64
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 from mira_env.rewards.errors import RewardConfigError, describe, missing_extra
 from mira_env.rewards.images import png_bytes
 from mira_env.rewards.judge.core import JudgeRequest, PromptedBackend
-
-RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
 class JudgeHTTPError(RuntimeError):
@@ -44,7 +45,7 @@ class OpenAIJudge(PromptedBackend):
                  temperature: float = 0.0, max_tokens: int = 512, reduction: str = "min") -> None:
         super().__init__(reduction=reduction)
         try:
-            import httpx
+            import httpx  # noqa: F401 - the transport of mira_env.http
         except ImportError:
             raise missing_extra("httpx", "rewards", "the OpenAI-compatible judge") from None
         if not isinstance(model, str) or not model:
@@ -71,12 +72,16 @@ class OpenAIJudge(PromptedBackend):
         self.backoff_s, self.max_backoff_s = float(backoff_s), float(max_backoff_s)
         self.concurrency, self.temperature, self.max_tokens = concurrency, temperature, max_tokens
         self.id = f"openai:{self.base_url}:{model}:t={temperature}:{reduction}"
-        self.requests_sent = 0
-        headers = {"Content-Type": "application/json"}
-        if self.__key:
-            headers["Authorization"] = f"Bearer {self.__key}"
-        self._client = httpx.Client(timeout=self.timeout_s, headers=headers,
-                                    limits=httpx.Limits(max_connections=concurrency))
+        from mira_env.http import HTTPClient
+
+        self._client = HTTPClient(self.base_url, bearer_token=self.__key, timeout_s=self.timeout_s,
+                                  max_retries=max_retries, backoff_s=self.backoff_s, max_backoff_s=self.max_backoff_s,
+                                  max_connections=concurrency)
+
+    @property
+    def requests_sent(self) -> int:
+        """HTTP requests sent so far (retries included)."""
+        return self._client.requests_sent
 
     def payload(self, request: JudgeRequest) -> dict:
         """The JSON body of one chat-completions request."""
@@ -85,44 +90,25 @@ class OpenAIJudge(PromptedBackend):
         return {"model": self.model, "messages": [{"role": "user", "content": content}],
                 "temperature": self.temperature, "max_tokens": self.max_tokens}
 
-    def _sleep_for(self, attempt: int, retry_after: str | None) -> float:
-        delay = self.backoff_s * (2 ** attempt)
-        if retry_after:
-            try:
-                delay = float(retry_after)
-            except ValueError:
-                pass
-        return max(0.0, min(self.max_backoff_s, delay))
-
     def _post(self, body: dict) -> str:
-        import httpx
+        from mira_env.http import HTTPError
 
         url = f"{self.base_url}/chat/completions"
-        last = "no attempt made"
-        for attempt in range(self.max_retries + 1):
-            retry_after = None
-            try:
-                self.requests_sent += 1
-                response = self._client.post(url, json=body)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code == 200:
-                    try:
-                        message = response.json()["choices"][0]["message"]["content"]
-                    except (ValueError, KeyError, IndexError, TypeError) as exc:
-                        raise JudgeHTTPError(f"malformed chat-completions response from {url}: "
-                                             f"{type(exc).__name__}: {response.text[:200]!r}") from None
-                    if isinstance(message, list):
-                        message = "".join(part.get("text", "") for part in message if isinstance(part, dict))
-                    return message if isinstance(message, str) else str(message)
-                last = f"HTTP {response.status_code}: {response.text[:200]!r}"
-                if response.status_code not in RETRY_STATUS:
-                    raise JudgeHTTPError(f"{url} answered {last} (not retried)")
-                retry_after = response.headers.get("retry-after")
-            if attempt < self.max_retries:
-                time.sleep(self._sleep_for(attempt, retry_after))
-        raise JudgeHTTPError(f"{url} failed after {self.max_retries + 1} attempts; last: {last}")
+        try:
+            data = self._client.post_json("/chat/completions", body)
+        except HTTPError as exc:
+            if exc.kind == "status" and exc.retryable:
+                raise JudgeHTTPError(f"{url} failed after {exc.attempts} attempts; last: HTTP {exc.status}: "
+                                     f"{(exc.body or '')[:200]!r}") from None
+            raise JudgeHTTPError(str(exc)) from None
+        try:
+            message = data["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise JudgeHTTPError(f"malformed chat-completions response from {url}: "
+                                 f"{type(exc).__name__}: {str(data)[:200]!r}") from None
+        if isinstance(message, list):
+            message = "".join(part.get("text", "") for part in message if isinstance(part, dict))
+        return message if isinstance(message, str) else str(message)
 
     def _one(self, request: JudgeRequest) -> str | Exception:
         try:

@@ -75,24 +75,31 @@ class TransformersJudge(PromptedBackend):
         return [{"role": "user", "content": content}]
 
     def generate(self, requests: Sequence[JudgeRequest]) -> list[str | Exception]:
+        return self.generate_messages([self.messages(r) for r in requests])
+
+    def generate_messages(self, conversations: Sequence[list[dict]], max_new_tokens: int | None = None) -> list[str]:
+        """Greedy answers for chat ``conversations`` (transformers message lists with PIL images), in batches.
+
+        The judge service (``mira serve judge``) calls this with the conversations of its requests.
+        """
         import torch
 
         processor, model = self._load()
         tokenizer = getattr(processor, "tokenizer", processor)
         answers: list[str | Exception] = []
-        for start in range(0, len(requests), self.batch_size):
-            chunk = requests[start:start + self.batch_size]
+        for start in range(0, len(conversations), self.batch_size):
+            chunk = conversations[start:start + self.batch_size]
             old_side = getattr(tokenizer, "padding_side", "left")
             tokenizer.padding_side = "left"
             try:
                 inputs = processor.apply_chat_template(
-                    [self.messages(r) for r in chunk], tokenize=True, add_generation_prompt=True,
+                    list(chunk), tokenize=True, add_generation_prompt=True,
                     return_dict=True, return_tensors="pt", processor_kwargs={"padding": True})
             finally:
                 tokenizer.padding_side = old_side
             inputs = inputs.to(model.device)
             with torch.no_grad():
-                output = model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
+                output = model.generate(**inputs, max_new_tokens=max_new_tokens or self.max_new_tokens, do_sample=False,
                                         **self.generate_kwargs)
             new_tokens = output[:, inputs["input_ids"].shape[1]:]
             answers.extend(processor.batch_decode(new_tokens, skip_special_tokens=True))

@@ -1,0 +1,199 @@
+"""The editor service's versioned HTTP JSON API (shared by the server and :class:`RemoteEditor`).
+
+API version :data:`API_VERSION` (``"MAJOR.MINOR"``): a client talks to any server with the same MAJOR
+(a MINOR bump only adds optional fields). Every route but ``/healthz`` needs ``Authorization: Bearer
+<token>`` when the server was started with a token.
+
+``GET /healthz`` -> ``{"status": "ok"}`` (200 once the editor is loaded).
+
+``GET /info`` -> ::
+
+    {"api_version": "1.0", "service": "mira-editor", "mira_env_version": "0.1.0",
+     "editor": {"name": "shapes", "max_batch": 1000000, "resolution": null, "deterministic": true,
+                "extras": {...}, "settings": ["num_inference_steps", ...] | "any" | []},
+     "limits": {"max_items": 64, "max_pixels": 4194304, "max_request_bytes": 268435456},
+     "batching": {"max_batch": 8, "batch_wait_ms": 10.0}, "auth": true}
+
+``POST /v1/edit`` with ::
+
+    {"api_version": "1.0",
+     "items": [{"image": {"png_base64": "...", "state": <editor state or null>},
+                "instruction": "make the circle red", "seed": 123}, ...],
+     "settings": {"num_inference_steps": 28}}          # optional, per call
+
+answers 200 with one result per item, in order::
+
+    {"api_version": "1.0",
+     "results": [{"ok": true, "image": {"png_base64": "...", "state": ...}, "status": {...} | null},
+                 {"ok": false, "error": "EditorError: ..."}]}
+
+A whole request that is malformed answers 400, a bad token 401, one over the bounds 413, a server that
+is not ready 503; the body is ``{"error": "<what is wrong and how to fix it>"}``. Images travel as RGB
+PNG (lossless, so a remote edit is pixel-identical to an in-process one) with the editor's per-image
+state (:mod:`mira_env.editors.state`); ``status`` is the editor's ``image.info[EDIT_STATUS_KEY]``.
+Per-call ``settings`` become keyword arguments of the editor's ``edit(images, instructions, seeds,
+**settings)``; the server refuses settings its editor does not take.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from PIL import Image
+
+from mira_env.editors.base import EDIT_STATUS_KEY, edit_status
+from mira_env.editors.state import from_payload, to_payload
+from mira_env.errors import EditorError, MiraError, describe
+
+API_VERSION = "1.0"
+HEALTH_PATH = "/healthz"
+INFO_PATH = "/info"
+EDIT_PATH = "/v1/edit"
+SERVICE_NAME = "mira-editor"
+
+
+class RequestError(MiraError, ValueError):
+    """A request the server refuses as a whole; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def major(version: str) -> str:
+    return str(version).split(".", 1)[0]
+
+
+def check_compatible(info: Mapping[str, Any], url: str = "the server") -> None:
+    """Raise :class:`EditorError` unless ``info`` (a ``/info`` answer) is an editor service of our major API."""
+    if not isinstance(info, Mapping) or info.get("service") != SERVICE_NAME:
+        raise EditorError(f"{url} is not a mira editor service (/info answered {describe(info)}); start one with "
+                          "`mira serve editor --editor SPEC`")
+    version = str(info.get("api_version"))
+    if major(version) != major(API_VERSION):
+        raise EditorError(f"{url} speaks editor API {version}, this client speaks {API_VERSION} (major versions "
+                          "differ); install the same mira-env version on both sides")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds the server enforces on one request."""
+
+    max_items: int = 64
+    max_pixels: int = 4096 * 4096
+    max_request_bytes: int = 256 * 1024 * 1024
+
+    def to_json(self) -> dict:
+        return {"max_items": self.max_items, "max_pixels": self.max_pixels,
+                "max_request_bytes": self.max_request_bytes}
+
+
+def settings_key(settings: Mapping[str, Any]) -> str:
+    """A canonical string of per-call settings (for grouping a batch and for cache keys)."""
+    try:
+        return json.dumps(dict(settings), sort_keys=True, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise EditorError(f"editor settings {describe(settings)} are not JSON-serialisable ({exc})") from None
+
+
+@dataclass
+class EditItem:
+    """One edit of a request, decoded."""
+
+    image: Image.Image
+    instruction: str
+    seed: int
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def group(self) -> tuple:
+        """Items that can share one editor call: same image size and same settings."""
+        return (self.image.size, settings_key(self.settings))
+
+
+# ---------------------------------------------------------------------- client side
+def encode_request(images: Sequence[Image.Image], instructions: Sequence[str], seeds: Sequence[int],
+                   settings: Mapping[str, Any] | None = None) -> dict:
+    body: dict[str, Any] = {"api_version": API_VERSION,
+                            "items": [{"image": to_payload(image), "instruction": text, "seed": int(seed)}
+                                      for image, text, seed in zip(images, instructions, seeds)]}
+    if settings:
+        settings_key(settings)
+        body["settings"] = dict(settings)
+    return body
+
+
+def decode_results(body: Any, count: int) -> list[Image.Image | EditorError]:
+    """The images (or per-item :class:`EditorError`) of an ``/v1/edit`` answer for ``count`` items."""
+    results = body.get("results") if isinstance(body, Mapping) else None
+    if not isinstance(results, list) or len(results) != count:
+        got = len(results) if isinstance(results, list) else describe(body)
+        raise EditorError(f"editor service answered {got} results for {count} items")
+    out: list[Image.Image | EditorError] = []
+    for index, result in enumerate(results):
+        if not isinstance(result, Mapping):
+            out.append(EditorError(f"editor service result {index} is {describe(result)}, not an object"))
+        elif result.get("ok"):
+            try:
+                image = from_payload(result.get("image"))
+            except EditorError as exc:
+                out.append(EditorError(f"editor service result {index}: {exc}"))
+                continue
+            if isinstance(result.get("status"), dict):
+                image.info[EDIT_STATUS_KEY] = dict(result["status"])
+            out.append(image)
+        else:
+            out.append(EditorError(f"remote edit failed: {result.get('error') or 'no reason given'}"))
+    return out
+
+
+# ---------------------------------------------------------------------- server side
+def decode_request(body: Any, limits: Limits) -> list[EditItem]:
+    """The items of a ``/v1/edit`` body; :class:`RequestError` (400 / 413) for a bad or oversized request."""
+    if not isinstance(body, Mapping):
+        raise RequestError(400, f"the body must be a JSON object with 'items', got {describe(body)}")
+    version = body.get("api_version", API_VERSION)
+    if major(str(version)) != major(API_VERSION):
+        raise RequestError(400, f"api_version {version!r} is not supported; this server speaks {API_VERSION}")
+    items = body.get("items")
+    if not isinstance(items, list):
+        raise RequestError(400, f"'items' must be a list of {{image, instruction, seed}}, got {describe(items)}")
+    if len(items) > limits.max_items:
+        raise RequestError(413, f"{len(items)} items in one request, over the server's max_items="
+                                f"{limits.max_items}; split the batch (RemoteEditor does this from /info)")
+    settings = body.get("settings") or {}
+    if not isinstance(settings, Mapping):
+        raise RequestError(400, f"'settings' must be an object, got {describe(settings)}")
+    decoded = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise RequestError(400, f"items[{index}] must be an object, got {describe(item)}")
+        text, seed = item.get("instruction"), item.get("seed")
+        if not isinstance(text, str):
+            raise RequestError(400, f"items[{index}].instruction must be a string, got {describe(text)}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise RequestError(400, f"items[{index}].seed must be an int, got {describe(seed)}")
+        try:
+            image = from_payload(item.get("image"), max_pixels=limits.max_pixels)
+        except EditorError as exc:
+            status = 413 if "over the limit" in str(exc) else 400
+            raise RequestError(status, f"items[{index}].image: {exc}") from None
+        decoded.append(EditItem(image, text, seed, dict(settings)))
+    return decoded
+
+
+def encode_result(output: Image.Image | BaseException) -> dict:
+    """One entry of ``results``: the edited image with state and status, or the error."""
+    if isinstance(output, BaseException):
+        return {"ok": False, "error": f"{type(output).__name__}: {output}"}
+    try:
+        return {"ok": True, "image": to_payload(output), "status": edit_status(output)}
+    except EditorError as exc:
+        return {"ok": False, "error": f"EditorError: {exc}"}
+
+
+__all__ = ["API_VERSION", "EDIT_PATH", "HEALTH_PATH", "INFO_PATH", "SERVICE_NAME", "EditItem", "Limits",
+           "RequestError", "check_compatible", "decode_request", "decode_results", "encode_request",
+           "encode_result", "settings_key"]
