@@ -10,17 +10,21 @@ from mira_env.shapes.editor import ShapesEditor
 
 
 class SlowShapes(ShapesEditor):
-    """The exact shapes editor, sleeping ``delay_s`` per call; logs each call's batch size to ``log`` (a file)."""
+    """The exact shapes editor, sleeping ``delay_s`` per call (a per-call setting too).
+
+    Each call appends ``<pid> <batch size> <image sizes>`` to the file ``log``.
+    """
 
     def __init__(self, delay_s: float = 0.0, log: str | None = None) -> None:
         super().__init__()
         self.delay_s, self.log = float(delay_s), log
 
-    def edit(self, images, instructions, seeds):
+    def edit(self, images, instructions, seeds, delay_s: float | None = None):
         if self.log:
+            sizes = sorted({f"{image.width}x{image.height}" for image in images})
             with open(self.log, "a", encoding="utf-8") as handle:
-                handle.write(f"{os.getpid()} {len(images)}\n")
-        time.sleep(self.delay_s)
+                handle.write(f"{os.getpid()} {len(images)} {','.join(sizes)}\n")
+        time.sleep(self.delay_s if delay_s is None else float(delay_s))
         return super().edit(images, instructions, seeds)
 
 
