@@ -132,6 +132,11 @@ class RandomAgent:
 
     When ``infos[i]["state"]`` holds a scene, half the edits name one of its objects (so they can take
     effect); the rest use random attribute descriptions that may match nothing.
+
+    Every action is drawn from its own stream, seeded by ``(seed, episode, step)``: the episode is
+    ``infos[i]["episode_id"]`` (set by the rollout engine), else the task id and editor seed. An episode
+    is therefore the same whatever else shares its batch, so a resumed run replays exactly the episodes
+    an uninterrupted run plays.
     """
 
     def __init__(self, seed: int = 0, stop_probability: float = 0.1, stop_token: str = STOP) -> None:
@@ -146,8 +151,7 @@ class RandomAgent:
     def reset(self, n: int | None = None) -> None:
         return None
 
-    def _ref(self, state: Any) -> str:
-        rng = self._rng
+    def _ref(self, state: Any, rng: random.Random) -> str:
         if isinstance(state, Mapping) and state.get("objects") and rng.random() < 0.5:
             scene = Scene.from_dict(state)
             return simplest_ref(rng.choice(scene.objects), scene)
@@ -155,9 +159,10 @@ class RandomAgent:
                  if keep]
         return "the " + " ".join(words + [rng.choice(SHAPES)])
 
-    def random_instruction(self, state: Any = None) -> str:
-        """One random atomic instruction (parseable by the shapes grammar)."""
-        rng = self._rng
+    def random_instruction(self, state: Any = None, rng: random.Random | None = None) -> str:
+        """One random atomic instruction (parseable by the shapes grammar), from ``rng`` (default: the
+        agent's own stream)."""
+        rng = rng or self._rng
         kind = rng.choice(("add", "remove", "recolor", "move", "resize", "replace", "background"))
         if kind == "background":
             op = Op("background", color=rng.choice(BACKGROUNDS))
@@ -165,7 +170,7 @@ class RandomAgent:
             op = Op("add", shape=rng.choice(SHAPES), color=rng.choice(COLORS), size=rng.choice(SIZES),
                     cell=rng.choice(CELLS))
         else:
-            ref = parse_ref(self._ref(state))
+            ref = parse_ref(self._ref(state, rng))
             fields = {"remove": {}, "recolor": {"color": rng.choice(COLORS)},
                       "resize": {"size": rng.choice(SIZES + ("bigger", "smaller"))},
                       "replace": {"shape": rng.choice(SHAPES)}}
@@ -178,12 +183,22 @@ class RandomAgent:
     def act(self, observations: Sequence[Mapping[str, Any]],
             infos: Sequence[Mapping[str, Any]] | None = None) -> list[str]:
         actions = []
-        for index, _ in enumerate(observations):
-            if self._rng.random() < self.stop_probability:
+        for index, observation in enumerate(observations):
+            info = _info(infos, index)
+            rng = random.Random(f"mira-random/{self.seed}/{self._episode(info, index)}/"
+                                f"{int(observation.get('step', info.get('step', 0)) or 0)}")
+            if rng.random() < self.stop_probability:
                 actions.append(self.stop_token)
             else:
-                actions.append(self.random_instruction(_info(infos, index).get("state")))
+                actions.append(self.random_instruction(info.get("state"), rng))
         return actions
+
+    @staticmethod
+    def _episode(info: Mapping[str, Any], index: int) -> str:
+        episode = info.get("episode_id")
+        if episode is not None:
+            return str(episode)
+        return f"{info.get('task_id', index)}|{info.get('history', [])!r}"
 
 
 __all__ = ["OneShotAgent", "RandomAgent", "ScriptedOracleAgent"]

@@ -25,6 +25,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
+from mira_env.runs import atomic_write_text, save_image, write_json
+
 from mira_env.agents.rollout import slug, to_jsonable
 
 TASK_INDEX = "tasks.json"
@@ -115,14 +117,10 @@ def write_task_index(run_dir: str | os.PathLike, tasks: Iterable[Any], size: tup
                 continue
             if size is not None:
                 image = image.resize((size[1], size[0]), Image.Resampling.BICUBIC)
-            (base / folder).mkdir(parents=True, exist_ok=True)
-            image.convert("RGB").save(base / folder / f"{name}.png", format="PNG")
+            save_image(base / folder / f"{name}.png", image.convert("RGB"))
             entry[name] = (folder / f"{name}.png").as_posix()
         index[task.id] = entry
-    base.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(to_jsonable(index), indent=1), encoding="utf-8")
-    os.replace(temporary, path)
+    write_json(path, to_jsonable(index))
     return path
 
 
@@ -292,7 +290,7 @@ def write_run_report(run_dir: str | os.PathLike, records: Sequence[Mapping[str, 
             continue
         body.append(episode_html(base, record, tasks.get(str(record["task_id"]))))
     target = Path(path) if path is not None else base / REPORT_FILE
-    target.write_text(_page(title, "".join(body)), encoding="utf-8")
+    atomic_write_text(target, _page(title, "".join(body)))  # redacted: no secret reaches the report
     return target
 
 
@@ -348,8 +346,7 @@ def write_comparison_report(path: str | os.PathLike, columns: Mapping[str, tuple
                     f'<div class="note">{html.escape(str(task.get("instruction", "")))}</div>'
                     f'<div class="row">{"".join(figures)}</div></div>')
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(_page(title, "".join(body)), encoding="utf-8")
+    atomic_write_text(target, _page(title, "".join(body)))  # redacted: no secret reaches the report
     return target
 
 

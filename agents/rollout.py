@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
-from PIL import Image
 
 from mira_env.errors import ConfigError, MiraError, describe
 from mira_env.tasks.images import image_strip
@@ -131,11 +130,18 @@ def episode_key(record: Mapping[str, Any]) -> EpisodeKey:
     return (str(record["agent"]), str(record["task_id"]), int(record["group_index"]), int(record["member_index"]))
 
 
+#: the longest slug: ids of any length (a 300-character id) still make valid file names
+SLUG_MAX = 80
+
+
 def slug(text: str) -> str:
-    """A file-name-safe version of ``text``; a short hash is added when characters had to change."""
+    """A file-name-safe version of ``text``: one path component (no ``/``, no ``..``) of at most
+    :data:`SLUG_MAX` characters; a short hash is added when characters had to change or be cut, so
+    distinct texts keep distinct slugs."""
+    text = str(text)
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "x"
-    if cleaned != text:
-        cleaned = f"{cleaned[:60]}-{hashlib.sha1(text.encode()).hexdigest()[:6]}"
+    if cleaned != text or len(cleaned) > SLUG_MAX:
+        cleaned = f"{cleaned[:SLUG_MAX - 13]}-{hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
     return cleaned
 
 
@@ -159,17 +165,37 @@ def to_jsonable(value: Any) -> Any:
 class EpisodeStore:
     """A run folder: ``episodes.jsonl`` plus PNG images, append-only, safe to resume after a kill.
 
-    Opening a store reads the finished episodes; a last line without its newline (a process killed
-    mid-write) is cut off the file. Any other unreadable line raises :class:`RolloutError` naming it.
+    Opening a store takes the folder's lock (:class:`mira_env.runs.RunLock`: a second process on the
+    same folder is refused; :meth:`close` or the end of the process releases it) and reads the finished
+    episodes; a last line without its newline (a process killed mid-write) is cut off the file. Any
+    other unreadable line raises :class:`RolloutError` naming it. Records are redacted
+    (:func:`mira_env.redact.redact_obj`) before they are written; image paths stay inside the folder.
     """
 
     def __init__(self, run_dir: str | os.PathLike) -> None:
+        from mira_env.runs import RunLock
+
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = RunLock(self.run_dir).acquire()
         self.path = self.run_dir / EPISODES_FILE
         self._records: dict[EpisodeKey, dict] = {}
         self.torn_lines = 0
-        self._load()
+        try:
+            self._load()
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def close(self) -> None:
+        """Release the folder's lock (the records stay readable)."""
+        self.lock.release()
+
+    def __enter__(self) -> "EpisodeStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     def _load(self) -> None:
         if not self.path.exists():
@@ -213,20 +239,21 @@ class EpisodeStore:
         return Path("strips") / slug(agent) / f"{slug(task_id)}_g{group_index}_m{member_index}.png"
 
     def save_image(self, relative: Path, array: np.ndarray) -> str:
-        """Write ``array`` as PNG at ``run_dir/relative`` atomically; returns the relative path."""
-        target = self.run_dir / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(target.name + ".tmp")
-        Image.fromarray(np.asarray(array, dtype=np.uint8), "RGB").save(temporary, format="PNG")
-        os.replace(temporary, target)
-        return relative.as_posix()
+        """Write ``array`` as PNG at ``run_dir/relative`` atomically (a uniquely named temp file, then a
+        rename); ``relative`` must stay inside the folder. Returns the relative path."""
+        from mira_env.runs import inside, save_image
+
+        save_image(inside(self.run_dir, relative, "image path"), np.asarray(array, dtype=np.uint8))
+        return Path(relative).as_posix()
 
     def write(self, record: dict) -> None:
         """Append one finished episode (images must already be written). Duplicates raise."""
         key = episode_key(record)
         if key in self._records:
             raise RolloutError(f"episode {key} is already in {self.path}; it would be written twice")
-        line = json.dumps(to_jsonable(record), ensure_ascii=True) + "\n"
+        from mira_env.redact import redact_obj
+
+        line = json.dumps(redact_obj(to_jsonable(record)), ensure_ascii=True) + "\n"
         with self.path.open("ab") as handle:
             handle.write(line.encode("utf-8"))
             handle.flush()

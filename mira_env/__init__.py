@@ -10,23 +10,24 @@ import gymnasium
 
 from mira_env.config import EditEnvConfig
 from mira_env.editors.base import Editor, EditorInfo, IdentityEditor
-from mira_env.env import EditEnv, StepTimings, step_seed, to_printable
+from mira_env.env import EditEnv, StepTimings, step_seed
 from mira_env.errors import ActionError, ConfigError, EditorError, MiraError, TaskError
 from mira_env.reward_api import RewardFunction, RewardInput, RewardOutput
 from mira_env.tasks import Task, TaskList, TaskSource, load_folder, load_hf_dataset, load_jsonl
 
 __version__ = "0.1.0"
 
+#: id -> (entry point, vector entry point: one BatchedEditEnv sharing one editor for ``gymnasium.make_vec``)
 _IDS = {
-    "mira/ImageEdit-v0": "mira_env.env:EditEnv",
-    "mira/Shapes-v0": "mira_env.shapes.env:make_shapes_env",
+    "mira/ImageEdit-v0": ("mira_env.env:EditEnv", "mira_env.vector:BatchedEditEnv"),
+    "mira/Shapes-v0": ("mira_env.shapes.env:make_shapes_env", "mira_env.shapes.env:make_shapes_vector_env"),
 }
-for _id, _entry in _IDS.items():
+for _id, (_entry, _vector_entry) in _IDS.items():
     if _id not in gymnasium.registry:
-        gymnasium.register(id=_id, entry_point=_entry, disable_env_checker=True)
+        gymnasium.register(id=_id, entry_point=_entry, vector_entry_point=_vector_entry, disable_env_checker=True)
 
 __all__ = [
     "ActionError", "ConfigError", "EditEnv", "EditEnvConfig", "Editor", "EditorError", "EditorInfo",
     "IdentityEditor", "MiraError", "StepTimings", "RewardFunction", "RewardInput", "RewardOutput", "Task", "TaskError",
-    "TaskList", "TaskSource", "load_folder", "load_hf_dataset", "load_jsonl", "step_seed", "to_printable",
+    "TaskList", "TaskSource", "load_folder", "load_hf_dataset", "load_jsonl", "step_seed",
 ]

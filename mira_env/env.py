@@ -10,19 +10,20 @@ can send the edits (and reward calls) of many environments in one batched call:
 
 from __future__ import annotations
 
+import inspect
 import math
-import string
 import time
-import unicodedata
 from copy import deepcopy
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from types import MappingProxyType
+from typing import Any, Mapping, Sequence
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from PIL import Image
 
+from mira_env.actions import first_control_character
 from mira_env.config import EditEnvConfig
 from mira_env.editors.base import STATE_KEY, Editor, edit_status
 from mira_env.errors import ActionError, ConfigError, TaskError, describe
@@ -30,20 +31,21 @@ from mira_env.reward_api import RewardFunction, RewardInput, RewardOutput
 from mira_env.tasks.images import image_strip, to_array
 from mira_env.tasks.loaders import resolve_tasks
 from mira_env.tasks.task import Task, TaskSource, find_task
+from mira_env.text_space import InstructionText
 
-PRINTABLE = string.printable
-_PRINTABLE_SET = frozenset(PRINTABLE)
 _SEED_LIMIT = 2**31 - 1
 _MASK64 = 2**64 - 1
-_ASCII_FOLD = {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-",
-               "\u2026": "...", "\u00a0": " "}
+#: an empty, read-only mapping: ``info["editor_status"]`` / ``info["reward_errors"]`` when there is nothing to say
+EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-def to_printable(text: str) -> str:
-    """Fold ``text`` to ``string.printable`` (curly quotes, dashes, accents); other characters dropped."""
-    text = "".join(_ASCII_FOLD.get(ch, ch) for ch in text)
-    text = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in text if ch in _PRINTABLE_SET)
+def observable_text(text: str) -> str:
+    """``text`` as an observation shows it: unchanged in any language; line breaks become ``"\n"``,
+    tabs spaces, other control characters are dropped (they cannot be shown)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    if first_control_character(text.replace("\n", " ")) is None:
+        return text
+    return "".join(ch for ch in text if ch == "\n" or first_control_character(ch) is None)
 
 
 def step_seed(episode_seed: int, step: int) -> int:
@@ -203,7 +205,9 @@ class EditEnv(gym.Env[dict, str]):
         tasks: a :class:`TaskSource`, a list of :class:`Task`, a ``.jsonl`` path or a folder.
         reward: an object with ``score(list[RewardInput]) -> list[RewardOutput]``, or ``None``
             (only penalties are returned as reward).
-        render_mode: ``None`` or ``"rgb_array"`` (a strip of the source and every step's image).
+        render_mode: ``None`` or ``"rgb_array"``: ``render()`` returns the current frame, (H, W, 3) uint8.
+            ``gymnasium.make(..., render_mode="rgb_array_list")`` returns the episode's frames;
+            :meth:`episode_strip` joins them side by side.
         config: an :class:`EditEnvConfig`; any of its fields may also be passed as keywords.
         editor_kwargs: passed to ``make_editor`` when ``editor`` is a string.
     """
@@ -240,12 +244,14 @@ class EditEnv(gym.Env[dict, str]):
         self.observation_space = spaces.Dict({
             "source": image_space,
             "current": spaces.Box(0, 255, (cfg.height, cfg.width, 3), np.uint8),
-            "instruction": spaces.Text(cfg.max_task_instruction_length, min_length=0, charset=PRINTABLE),
-            "history": spaces.Text(cfg.max_steps * (cfg.max_instruction_length + 1), min_length=0,
-                                   charset=PRINTABLE),
+            "instruction": InstructionText(cfg.max_task_instruction_length, allow_newline=True),
+            "history": InstructionText(cfg.max_steps * (cfg.max_instruction_length + 1), allow_newline=True),
             "step": spaces.Discrete(cfg.max_steps + 1),
         })
-        self.action_space = spaces.Text(cfg.max_instruction_length, min_length=0, charset=PRINTABLE)
+        self.action_space = InstructionText(cfg.max_instruction_length)
+        names = getattr(reward, "component_names", None)
+        self._component_names: tuple[str, ...] = tuple(names) if names is not None else ()
+        self._time_limit_checked = False
         self._task: Task | None = None
         self._instruction_obs = ""
         self._source: Image.Image | None = None
@@ -306,7 +312,33 @@ class EditEnv(gym.Env[dict, str]):
             return find_task(self.tasks, choice)
         raise TaskError(f"options['task']={describe(choice)}: expected a Task, an index or a task id")
 
+    def _check_time_limit(self) -> None:
+        """Refuse an outer ``TimeLimit`` shorter than the step budget (``gym.make(..., max_episode_steps=N)``).
+
+        Its truncation would end episodes before the env scores them (terminal rewards come with the env's
+        own budget). The wrapper calling ``reset`` is found on the call stack, once per env.
+        """
+        self._time_limit_checked = True
+        frame = inspect.currentframe()
+        for _ in range(16):
+            if frame is None:
+                return
+            caller = frame.f_locals.get("self")
+            if isinstance(caller, gym.wrappers.TimeLimit) and caller.unwrapped is self:
+                limit = vars(caller).get("_max_episode_steps")
+                if not isinstance(limit, int):
+                    return
+                if limit < self.config.max_steps:
+                    raise ConfigError(
+                        f"max_episode_steps={limit} (a TimeLimit wrapper) is below max_steps={self.config.max_steps}: "
+                        f"it would end episodes at step {limit} without the final score. Pass max_steps={limit} "
+                        f"to the environment instead (its own budget scores the episode)")
+                return
+            frame = frame.f_back
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if not self._time_limit_checked:
+            self._check_time_limit()
         super().reset(seed=seed)
         options = dict(options or {})
         unknown = sorted(set(options) - {"task", "editor_seed"})
@@ -318,16 +350,44 @@ class EditEnv(gym.Env[dict, str]):
             episode_seed = int(self.np_random.integers(_SEED_LIMIT))
         source = task.load_source(self.config.max_pixels)
         self._task, self._source, self._current = task, source, source.copy()
-        self._instruction_obs = to_printable(task.instruction)[: self.config.max_task_instruction_length]
+        self._instruction_obs = observable_text(task.instruction)[: self.config.max_task_instruction_length]
         self._episode_seed = int(episode_seed)
         self._source_obs = to_array(source, (self.config.height, self.config.width))
         self._current_obs = self._source_obs.copy()
         self._frames = [self._source_obs]
         self._history, self._raw_actions = [], []
         self._invalid, self._step, self._last_score, self._done = 0, 0, 0.0, False
-        return self._observation(), {
-            "task_id": task.id, "task": task, "editor_seed": self._episode_seed, "source_size": source.size,
-            "step": 0, "history": [], "state": copy_state(self._current.info.get(STATE_KEY)),
+        return self._observation(), self._info(instruction="", valid=True, invalid_reason=None, stop=False,
+                                               penalty=0.0, seed=self._episode_seed,
+                                               outcome=None, reward_s=0.0, reward_output=None)
+
+    def _info(self, *, instruction: str, valid: bool, invalid_reason: str | None, stop: bool, penalty: float,
+              seed: int, outcome: EditOutcome | None, reward_s: float, reward_output: RewardOutput | None) -> dict:
+        """The ``info`` dict: the same keys with the same types at reset and at every step.
+
+        ``editor_seed`` is the episode's editor seed at reset and the step's seed (:func:`step_seed`) at a
+        step. ``editor_status`` and ``reward_errors`` are read-only mappings (empty when there is nothing to say);
+        ``reward_components`` has one entry per component the reward declares (``component_names``), None
+        when unscored; ``reward_total`` is None and ``reward_scored`` False at unscored steps.
+        """
+        components: dict[str, float | None] = dict.fromkeys(self._component_names)
+        total, scored, errors = None, False, EMPTY
+        if reward_output is not None:
+            value = reward_output.total
+            scored = value is not None and math.isfinite(float(value))
+            total = float(value) if scored else None
+            for name, component in reward_output.components.items():
+                components[name] = None if component is None else float(component)
+            errors = MappingProxyType(dict(reward_output.errors))
+        status = EMPTY if outcome is None or outcome.status is None else MappingProxyType(dict(outcome.status))
+        return {
+            "task_id": self._task.id, "task": self._task, "step": self._step, "source_size": self._source.size,
+            "state": copy_state(self._current.info.get(STATE_KEY)), "instruction": instruction,
+            "valid_action": valid, "invalid_reason": invalid_reason, "stop": stop, "penalty": float(penalty),
+            "history": list(self._history), "editor_seed": int(seed),
+            "editor_error": None if outcome is None else outcome.error, "editor_status": status,
+            "timings": StepTimings(editor_s=outcome.latency_s if outcome else 0.0, reward_s=reward_s),
+            "reward_total": total, "reward_scored": scored, "reward_components": components, "reward_errors": errors,
         }
 
     def _observation(self) -> dict:
@@ -343,9 +403,11 @@ class EditEnv(gym.Env[dict, str]):
     def validate_action(self, action: Any) -> tuple[str, bool, str | None]:
         """``(instruction, stop, invalid_reason)`` for ``action``; raises :class:`ActionError` for non-str.
 
-        The instruction is stripped and its whitespace runs collapsed to one space. Invalid reasons:
-        ``"empty"`` (nothing but whitespace), ``"non_printable"`` (a character outside
-        ``string.printable``), ``"too_long"`` (over ``max_instruction_length``).
+        The instruction is stripped and its whitespace runs collapsed to one space (the rule of
+        :func:`mira_env.actions.parse_action`); text in any language passes unchanged. Invalid reasons:
+        ``"empty"`` (nothing but whitespace), ``"control_character"`` (a control, unassigned or surrogate
+        character, :func:`~mira_env.actions.first_control_character`), ``"too_long"`` (over
+        ``max_instruction_length``).
         """
         if isinstance(action, np.str_):
             action = str(action)
@@ -357,8 +419,8 @@ class EditEnv(gym.Env[dict, str]):
             return self.config.stop_token, True, None
         if not instruction:
             return "", False, "empty"
-        if any(ch not in _PRINTABLE_SET for ch in action):
-            return instruction, False, "non_printable"
+        if first_control_character(instruction) is not None:
+            return instruction, False, "control_character"
         if len(instruction) > self.config.max_instruction_length:
             return instruction, False, "too_long"
         return instruction, False, None
@@ -374,10 +436,9 @@ class EditEnv(gym.Env[dict, str]):
                                         "call reset() first")
         instruction, stop, invalid = self.validate_action(action)
         plan = StepPlan(raw_action=action if raw_action is None else str(raw_action), instruction=instruction,
-                        stop=stop, invalid_reason=invalid)
+                        stop=stop, invalid_reason=invalid, seed=step_seed(self._episode_seed, self._step))
         if not stop and invalid is None:
             plan.image = self._current
-            plan.seed = step_seed(self._episode_seed, self._step)
         return plan
 
     def apply_edit(self, plan: StepPlan) -> StepPlan:
@@ -420,35 +481,23 @@ class EditEnv(gym.Env[dict, str]):
             invalid_actions=self._invalid + extra_invalid, terminated=terminated, step=self._step)
 
     def finish_step(self, plan: StepPlan, reward_output: RewardOutput | None):
-        """Phase 4: the ``(obs, reward, terminated, truncated, info)`` tuple of the step."""
+        """Phase 4: the ``(obs, reward, terminated, truncated, info)`` tuple of the step.
+
+        ``reward_mode='delta'`` pays the change of the score since the last SCORED step; an unscored step
+        (the reward could not score it) pays only its penalty and leaves the reference score unchanged.
+        """
         reward = float(plan.penalty)
-        info: dict[str, Any] = {
-            "task_id": self._task.id, "task": self._task, "step": self._step,
-            "state": copy_state(self._current.info.get(STATE_KEY)), "instruction": plan.instruction,
-            "valid_action": plan.invalid_reason is None, "invalid_reason": plan.invalid_reason,
-            "stop": plan.stop, "penalty": float(plan.penalty), "history": list(self._history),
-            "editor_seed": plan.seed, "editor_error": None, "editor_status": None,
-            "timings": StepTimings(editor_s=plan.outcome.latency_s if plan.outcome else 0.0,
-                                   reward_s=plan.reward_s),
-        }
-        if plan.outcome is not None:
-            info["editor_error"] = plan.outcome.error
-            info["editor_status"] = plan.outcome.status
-        if reward_output is not None:
-            total = reward_output.total
-            scored = total is not None and math.isfinite(float(total))
-            info["reward_total"] = float(total) if scored else None
-            info["reward_scored"] = scored
-            info["reward_components"] = dict(reward_output.components)
-            info["reward_errors"] = dict(reward_output.errors)
-            score = float(total) if scored else 0.0
+        info = self._info(instruction=plan.instruction, valid=plan.invalid_reason is None,
+                          invalid_reason=plan.invalid_reason, stop=plan.stop, penalty=plan.penalty, seed=plan.seed,
+                          outcome=plan.outcome, reward_s=plan.reward_s, reward_output=reward_output)
+        if info["reward_scored"]:
+            score = info["reward_total"]
             if self.config.reward_mode == "delta":
                 reward += score - self._last_score
                 self._last_score = score
             else:
                 reward += score
-        obs = self._observation()
-        return obs, reward, plan.terminated, plan.truncated, info
+        return self._observation(), reward, plan.terminated, plan.truncated, info
 
     def step(self, action: str, *, raw_action: str | None = None):
         plan = self.plan_step(action, raw_action)
@@ -459,8 +508,19 @@ class EditEnv(gym.Env[dict, str]):
 
     # ------------------------------------------------------------------ render
     def render(self):
+        """The current frame (``rgb_array``), (H, W, 3) uint8; None without a render mode."""
         if self.render_mode != "rgb_array":
             return None
+        if not self._frames:
+            return np.zeros((self.config.height, self.config.width, 3), np.uint8)
+        return self._frames[-1].copy()
+
+    def episode_frames(self) -> list[np.ndarray]:
+        """I0, I1, ... of the episode so far, (H, W, 3) uint8 each."""
+        return [frame.copy() for frame in self._frames]
+
+    def episode_strip(self) -> np.ndarray:
+        """The episode's frames side by side, (H, W * (steps + 1), 3) uint8."""
         if not self._frames:
             return np.zeros((self.config.height, self.config.width, 3), np.uint8)
         return image_strip(self._frames)

@@ -38,3 +38,14 @@ def choice_error(name: str, value: object, choices) -> ConfigError:
     """A ``ConfigError`` for ``value`` not being one of ``choices``."""
     listed = ", ".join(repr(c) for c in choices)
     return ConfigError(f"{name}={describe(value)} is not one of: {listed}")
+
+
+def error_message(exc: BaseException) -> str:
+    """The message of ``exc`` for one ``error:`` line: redacted (:mod:`mira_env.redact`), with the messages of
+    its cause chain appended, on one line."""
+    from mira_env.redact import error_text
+
+    text = error_text(exc)
+    prefix = f"{type(exc).__name__}: "
+    text = text[len(prefix):] if text.startswith(prefix) else text
+    return " ".join(text.split())

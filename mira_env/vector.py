@@ -7,6 +7,12 @@ autoreset, batched ``infos`` with ``_key`` masks) and adds what GRPO needs:
 
 - :meth:`reset_group`: every environment on the same task with the same editor seeds;
 - :meth:`step_active`: step only some environments (finished episodes leave the batch).
+
+``info`` has the same keys with the same types in every environment at every step (see
+:meth:`mira_env.env.EditEnv._info`); batched, every key is an object array with a ``_key`` mask, and
+``reward_components`` a dict of such arrays. ``gymnasium.make_vec(id, num_envs=N,
+vectorization_mode="vector_entry_point")`` builds this class for both registered ids, with ONE editor
+(``"sync"`` mode builds N environments and so N editors).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ class BatchedEditEnv(VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": ["rgb_array"]}
 
     def __init__(self, num_envs: int, env_fn: Callable[[], EditEnv] | None = None, copy: bool = True,
-                 **env_kwargs: Any) -> None:
+                 max_episode_steps: int | None = None, **env_kwargs: Any) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ConfigError(f"num_envs={num_envs!r} must be a positive int")
         if env_fn is not None and env_kwargs:
@@ -44,6 +50,10 @@ class BatchedEditEnv(VectorEnv):
         first = first.unwrapped
         if not isinstance(first, EditEnv):
             raise ConfigError(f"env_fn must build an EditEnv (wrappers are not batched), got {type(first).__name__}")
+        if max_episode_steps is not None and max_episode_steps != first.config.max_steps:
+            raise ConfigError(f"max_episode_steps={max_episode_steps!r} differs from max_steps="
+                              f"{first.config.max_steps}; the step budget is max_steps (it scores the episode "
+                              f"when it ends): pass max_steps={max_episode_steps!r} instead")
         self.envs: list[EditEnv] = [first] + [
             EditEnv(editor=first.editor, tasks=first.tasks, reward=first.reward_fn, config=first.config,
                     render_mode=first.render_mode)
@@ -117,8 +127,16 @@ class BatchedEditEnv(VectorEnv):
 
         Returns one ``(obs, reward, terminated, truncated, info)`` tuple per index. No autoreset.
         """
+        indices = [int(i) for i in indices]
         if len(indices) != len(actions):
             raise ConfigError(f"step_active got {len(indices)} indices and {len(actions)} actions")
+        repeated = sorted({i for i in indices if indices.count(i) > 1})
+        if repeated:
+            raise ConfigError(f"step_active indices {indices} repeat {repeated}: each environment steps at most "
+                              f"once per call (step the next action in another call)")
+        bad = [i for i in indices if not 0 <= i < self.num_envs]
+        if bad:
+            raise ConfigError(f"step_active indices {bad} are out of range for {self.num_envs} environments")
         envs = [self.envs[i] for i in indices]
         plans = [env.plan_step(action) for env, action in zip(envs, actions)]
         execute_edits(self.editor, plans, [env.config.reject_blank_outputs for env in envs])
@@ -157,20 +175,21 @@ class BatchedEditEnv(VectorEnv):
         """Like ``VectorEnv._add_info`` but with object arrays throughout.
 
         Editing infos mix ``None`` with numbers and strings across environments (an unscored reward,
-        an invalid reason), which the base class's dtype inference cannot hold.
+        an invalid reason), which the base class's dtype inference cannot hold. Plain dicts (``reward_components``,
+        ``state``) become dicts of arrays; read-only mappings (``editor_status``) stay whole, one per env.
         """
         for key, value in env_info.items():
-            if isinstance(value, dict):
-                value = self._add_info(vector_infos.get(key, {}), value, env_num)
-            elif key not in vector_infos:
-                vector_infos[key] = np.full(self.num_envs, None, dtype=object)
-                vector_infos[f"_{key}"] = np.zeros(self.num_envs, dtype=np.bool_)
-            if isinstance(value, dict):
-                vector_infos[key] = value
-                mask = vector_infos.setdefault(f"_{key}", np.zeros(self.num_envs, dtype=np.bool_))
+            mask = vector_infos.get(f"_{key}")
+            if mask is None:
+                mask = vector_infos[f"_{key}"] = np.zeros(self.num_envs, dtype=np.bool_)
+            if type(value) is dict:
+                nested = vector_infos.get(key)
+                vector_infos[key] = self._add_info(nested if isinstance(nested, dict) else {}, value, env_num)
             else:
-                vector_infos[key][env_num] = value
-                mask = vector_infos[f"_{key}"]
+                array = vector_infos.get(key)
+                if not isinstance(array, np.ndarray) or array.dtype != object:
+                    array = vector_infos[key] = np.full(self.num_envs, None, dtype=object)
+                array[env_num] = value
             mask[env_num] = True
         return vector_infos
 

@@ -127,6 +127,11 @@ class CompositeReward:
         return [t.name for t in self.terms]
 
     @property
+    def component_names(self) -> tuple[str, ...]:
+        """The keys of every output's ``components``: ``EditEnv`` shows them in ``info`` at every step."""
+        return tuple(self.names)
+
+    @property
     def value_range(self) -> tuple[float, float] | None:
         """The range of the total: ``(0, 1)`` under range normalisation, else the implied weighted range."""
         if self.normalization != "none" and self.norm_stats == "range":

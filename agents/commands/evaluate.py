@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mira_env.errors import ConfigError, MiraError, describe
+from mira_env.errors import ConfigError, MiraError, describe, error_message
 
 from mira_env.agents.specs import DEFAULT_AGENTS, SPEC_FORMS, make_agents, parse_options, split_specs
 
@@ -50,6 +49,12 @@ class MergedReward:
     def __init__(self, primary: Any = None, metrics: Any = None) -> None:
         self.primary = primary
         self.metrics = metrics
+
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        """Every component of both rewards (the keys ``EditEnv`` shows in ``info`` at every step)."""
+        names = [*getattr(self.metrics, "component_names", ()), *getattr(self.primary, "component_names", ())]
+        return tuple(dict.fromkeys(names))
 
     def score(self, items):
         from mira_env.reward_api import RewardOutput
@@ -274,15 +279,18 @@ def table_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def write_tables(out: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str], notes: Sequence[str]) -> None:
-    from mira_env.agents.rollout import to_jsonable
+    import io
 
-    with (out / "metrics.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: ("" if row.get(c) is None else row.get(c)) for c in columns})
-    (out / "metrics.json").write_text(json.dumps(to_jsonable({"columns": list(columns), "rows": list(rows),
-                                                              "notes": list(notes)}), indent=1), encoding="utf-8")
+    from mira_env.agents.rollout import to_jsonable
+    from mira_env.runs import atomic_write_text, write_json
+
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: ("" if row.get(c) is None else row.get(c)) for c in columns})
+    atomic_write_text(out / "metrics.csv", buffer.getvalue())  # redacted, atomic
+    write_json(out / "metrics.json", to_jsonable({"columns": list(columns), "rows": list(rows), "notes": list(notes)}))
 
 
 # ---------------------------------------------------------------------- CLI
@@ -322,7 +330,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--editor-option", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--vlm-option", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--images", default="both", choices=["steps", "strip", "both", "none"])
-    parser.add_argument("--out", default=None, help="output folder (default evals/<timestamp>)")
+    parser.add_argument("--out", default=None, help="output folder (default evals/<timestamp>); rerun with the same "
+                        "settings to resume it")
+    parser.add_argument("--restart", action="store_true",
+                        help="clear the output folder's results when its recorded settings differ, and start over")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -365,16 +376,50 @@ def settings_from_args(args: argparse.Namespace) -> tuple[EvalSettings, MetricOp
     return settings, options, editors
 
 
+#: resolved settings that decide an eval folder's episodes: any change refuses the folder (or --restart clears it)
+EVAL_KEYS = ("task_file", "task_file_fingerprint", "tasks", "split", "group_size", "seed", "max_steps", "size",
+             "editor_options", "vlm_options", "metric_options")
+
+
+def resolved_settings(settings: EvalSettings, options: MetricOptions) -> dict[str, Any]:
+    """What ``run.json`` of an eval folder records: the settings with every default resolved."""
+    from dataclasses import asdict
+
+    from mira_env.config import EditEnvConfig
+    from mira_env.runs import fingerprint
+    from mira_env.shapes.env import DEFAULT_MAX_STEPS
+
+    shapes = settings.task_file is None
+    data = asdict(settings)
+    data["max_steps"] = settings.max_steps or (DEFAULT_MAX_STEPS if shapes else EditEnvConfig().max_steps)
+    data["tasks"] = settings.tasks or (SHAPES_DEFAULT_TASKS if shapes else "all")
+    data["task_file_fingerprint"] = fingerprint(settings.task_file)
+    data["metric_options"] = asdict(options)
+    return data
+
+
 def evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[str, tuple[str, dict]],
-             progress: bool = True
+             progress: bool = True, restart: bool = False
              ) -> tuple[Path, list[dict], list[str], list[str], Path]:
-    """Run the comparison; returns (out, rows, columns, notes, report path)."""
+    """Run the comparison; returns (out, rows, columns, notes, report path).
+
+    The folder records its resolved settings (:func:`resolved_settings`, ``run.json``) and is locked for
+    the run (:class:`mira_env.runs.RunFolder`): rerunning with other settings is refused unless ``restart``.
+    """
+    from mira_env.runs import RunFolder
+
+    with RunFolder(settings.out, resolved_settings(settings, options), keys=EVAL_KEYS,
+                   mergeable=("agents", "editors"), restart=restart):
+        return _evaluate(settings, options, editors, progress)
+
+
+def _evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[str, tuple[str, dict]],
+              progress: bool) -> tuple[Path, list[dict], list[str], list[str], Path]:
     from mira_env.agents.report import write_comparison_report, write_run_report, write_task_index
     from mira_env.agents.rollout import EpisodeStore, RolloutConfig, plan_groups, run_agents, slug
     from mira_env.vector import BatchedEditEnv
 
     out = Path(settings.out)
-    out.mkdir(parents=True, exist_ok=True)
     config = RolloutConfig(group_size=settings.group_size, groups_per_batch=settings.groups_per_batch,
                            seed=settings.seed, images=settings.images, progress=progress)
     metric_reward, notes = build_metric_reward(options)
@@ -400,6 +445,7 @@ def evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[st
         task_ids = {task.id for task in tasks}
         records = [r for r in store.records() if r["agent"] in agents and r["task_id"] in task_ids]
         records_by_editor[label] = records
+        store.close()
         write_run_report(run_dir, records, title=f"mira eval: {label}")
         for name in agents:
             mine = [r for r in records if r["agent"] == name]
@@ -422,13 +468,16 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         settings, options, editors = settings_from_args(args)
-        out, rows, columns, notes, report = evaluate(settings, options, editors, progress=not args.no_progress)
+        out, rows, columns, notes, report = evaluate(settings, options, editors, progress=not args.no_progress,
+                                                     restart=getattr(args, "restart", False))
     except MiraError as exc:
-        print(f"mira eval: error: {exc}", file=sys.stderr)
+        print(f"mira eval: error: {error_message(exc)}", file=sys.stderr)
         return 2
     print(format_table(rows, columns))
+    from mira_env.redact import redact
+
     for note in notes:
-        print(f"note: {note}")
+        print(f"note: {redact(note)}")
     print(f"metrics: {out / 'metrics.csv'} {out / 'metrics.json'}")
     print(f"report:  {report}")
     return 0

@@ -10,20 +10,21 @@ The run folder (``--out``, default ``runs/<name or timestamp>``) holds ``episode
 per episode, every step), per-step PNGs, one strip PNG per episode, ``tasks.json`` (sources and
 targets), ``summary.json`` and ``report.html`` (self-contained: images embedded). Running the same
 command with the same ``--out`` resumes an interrupted run: finished episodes are kept, the rest are
-played.
+played. ``run.json`` records the resolved settings (defaults filled in, the task file's fingerprint):
+a rerun with other settings, or into a folder with episodes but no ``run.json``, is refused unless
+``--restart`` (which clears the folder's results). A second process on the same folder is refused.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mira_env.errors import ConfigError, MiraError, describe
+from mira_env.errors import ConfigError, MiraError, describe, error_message
 
 from mira_env.agents.specs import DEFAULT_AGENTS, SPEC_FORMS, make_agents, parse_options, split_specs
 
@@ -31,8 +32,8 @@ RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
 SHAPES_DEFAULT_TASKS = 4
 #: settings that must match to resume a run folder (agents may be added)
-RESUME_KEYS = ("task_file", "editor", "editor_options", "split", "noise", "tasks", "seed", "group_size",
-               "groups_per_task", "max_steps", "size")
+RESUME_KEYS = ("task_file", "task_file_fingerprint", "editor", "editor_options", "split", "noise", "tasks", "seed",
+               "group_size", "groups_per_task", "max_steps", "size", "metrics", "vlm_options")
 SUMMARY_COLUMNS = ("name", "episodes", "success_rate", "mean_reward", "mean_oracle", "mean_steps", "mean_edits")
 
 
@@ -63,8 +64,22 @@ class RunSettings:
     vlm_options: dict = field(default_factory=dict, metadata={"help": "Keyword arguments for VLM agents."})
     out: str | None = field(default=None, metadata={"help": "Run folder."})
 
-    def resume_view(self) -> dict[str, Any]:
+    def resolved(self) -> dict[str, Any]:
+        """The settings as ``run.json`` records them: every default resolved (tasks, max_steps), plus the
+        task file's content fingerprint."""
+        from mira_env.config import EditEnvConfig
+        from mira_env.runs import fingerprint
+        from mira_env.shapes.env import DEFAULT_MAX_STEPS
+
+        shapes = self.task_file is None
         data = asdict(self)
+        data["tasks"] = self.tasks or (SHAPES_DEFAULT_TASKS if shapes else "all")
+        data["max_steps"] = self.max_steps or (DEFAULT_MAX_STEPS if shapes else EditEnvConfig().max_steps)
+        data["task_file_fingerprint"] = fingerprint(self.task_file)
+        return data
+
+    def resume_view(self) -> dict[str, Any]:
+        data = self.resolved()
         return {key: data[key] for key in RESUME_KEYS}
 
 
@@ -97,6 +112,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="VLMAgent keyword argument (repeatable), e.g. device=cuda, max_new_tokens=32")
     parser.add_argument("--out", default=None, help="run folder (default runs/<--name or timestamp>); reused to resume")
     parser.add_argument("--name", default=None, help="run name: the folder runs/<name>")
+    parser.add_argument("--restart", action="store_true",
+                        help="clear the run folder's results when its recorded settings differ, and start over")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -115,27 +132,6 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
                        task_file=args.task_file, editor=args.editor,
                        editor_options=parse_options(args.editor_option, "editor"), metrics=metrics, size=args.size,
                        images=args.images, vlm_options=parse_options(args.vlm_option, "vlm"), out=out)
-
-
-def check_resume(out: Path, settings: RunSettings) -> None:
-    """Refuse to mix a run folder with episodes of different settings; write ``run.json`` otherwise."""
-    path = out / RUN_FILE
-    episodes = out / "episodes.jsonl"
-    if path.is_file() and episodes.is_file() and episodes.stat().st_size > 0:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        before = {key: saved.get(key) for key in RESUME_KEYS}
-        now = settings.resume_view()
-        changed = [f"{key}={before[key]!r} -> {now[key]!r}" for key in RESUME_KEYS if before[key] != now[key]]
-        if changed:
-            raise ConfigError(f"run folder {str(out)!r} holds episodes made with other settings ({'; '.join(changed)}); "
-                              f"use a new --out, or the same settings to resume it")
-        agents = list(dict.fromkeys(list(saved.get("agents", [])) + settings.agents))
-    else:
-        agents = settings.agents
-    out.mkdir(parents=True, exist_ok=True)
-    data = asdict(settings)
-    data["agents"] = agents
-    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
 
 
 def build_env(settings: RunSettings) -> Any:
@@ -174,31 +170,46 @@ def task_indices(settings: RunSettings, num_tasks: int) -> list[int]:
     return list(range(min(count, num_tasks)))
 
 
-def play(settings: RunSettings, progress: bool = True) -> tuple[Path, list[dict], Path]:
-    """Do the run; returns (run folder, records of the selected agents and tasks, report path)."""
-    from mira_env.agents.report import write_run_report, write_task_index
-    from mira_env.agents.rollout import EpisodeStore, RolloutConfig, plan_groups, run_agents
-    from mira_env.vector import BatchedEditEnv
+def play(settings: RunSettings, progress: bool = True, restart: bool = False) -> tuple[Path, list[dict], Path]:
+    """Do the run; returns (run folder, records of the selected agents and tasks, report path).
+
+    The folder is held for the run (:class:`mira_env.runs.RunFolder`: lock, resolved settings in ``run.json``,
+    agents may be added); other settings are refused unless ``restart``. A failed first run leaves no folder.
+    The summary (``summary.json``) is written before the folder is released.
+    """
+    from mira_env.agents.rollout import RolloutConfig
+    from mira_env.runs import RunFolder
 
     config = RolloutConfig(group_size=settings.group_size, groups_per_batch=settings.groups_per_batch,
                            groups_per_task=settings.groups_per_task, seed=settings.seed, images=settings.images,
                            progress=progress)
+    with RunFolder(settings.out, settings.resolved(), keys=RESUME_KEYS, mergeable=("agents",), restart=restart):
+        return _play(settings, config)
+
+
+def _play(settings: RunSettings, config: Any) -> tuple[Path, list[dict], Path]:
+    from mira_env.agents.report import summarize, write_run_report, write_task_index
+    from mira_env.agents.rollout import EpisodeStore, plan_groups, run_agents
+    from mira_env.runs import write_json
+    from mira_env.vector import BatchedEditEnv
+
     out = Path(settings.out)
-    check_resume(out, settings)
     env = build_env(settings)
     venv = BatchedEditEnv(config.num_envs, env_fn=lambda: env)
     indices = task_indices(settings, len(venv.tasks))
     tasks = [venv.tasks[i] for i in indices]
-    write_task_index(out, tasks, size=(venv.config.height, venv.config.width))
     agents = make_agents(settings.agents, seed=settings.seed, vlm_options=settings.vlm_options)
-    store = EpisodeStore(out)
-    run_agents(venv, agents, plan_groups(venv.tasks, config, indices), config, store, desc="mira run")
+    write_task_index(out, tasks, size=(venv.config.height, venv.config.width))
+    with EpisodeStore(out) as store:
+        run_agents(venv, agents, plan_groups(venv.tasks, config, indices), config, store, desc="mira run")
+        records_all = store.records()
     task_ids = {task.id for task in tasks}
-    records = [r for r in store.records() if r["agent"] in agents and r["task_id"] in task_ids]
+    records = [r for r in records_all if r["agent"] in agents and r["task_id"] in task_ids]
     world = "shapes world" if settings.task_file is None else settings.task_file
     report = write_run_report(out, records, title=f"mira run: {', '.join(agents)} on {world}",
                               notes=[f"{len(tasks)} tasks x {config.groups_per_task} group(s) x G={config.group_size}; "
                                      f"seed {settings.seed}; folder {out}"])
+    write_json(out / SUMMARY_FILE, summarize(records))
     venv.close()
     return out, records, report
 
@@ -208,12 +219,11 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         settings = settings_from_args(args)
-        out, records, report = play(settings, progress=not args.no_progress)
+        out, records, report = play(settings, progress=not args.no_progress, restart=getattr(args, "restart", False))
     except MiraError as exc:
-        print(f"mira run: error: {exc}", file=sys.stderr)
+        print(f"mira run: error: {error_message(exc)}", file=sys.stderr)
         return 2
     rows = summarize(records)
-    (out / SUMMARY_FILE).write_text(json.dumps(rows, indent=1), encoding="utf-8")
     columns = [c for c in SUMMARY_COLUMNS if c == "name" or any(row.get(c) is not None for row in rows)]
     print(format_table(rows, columns))
     print(f"episodes: {out / 'episodes.jsonl'}")

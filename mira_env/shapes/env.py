@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mira_env.config import EditEnvConfig
 from mira_env.env import EditEnv
@@ -13,6 +13,9 @@ from mira_env.shapes.generator import ShapesTaskConfig, ShapesTaskGenerator
 from mira_env.shapes.noise import EditorNoise
 from mira_env.shapes.oracle import ShapesOracleReward
 from mira_env.shapes.render import resolution_hw
+
+if TYPE_CHECKING:
+    from mira_env.vector import BatchedEditEnv
 
 #: step budget of shapes episodes: room for the longest program (5 edits) plus corrections
 DEFAULT_MAX_STEPS = 10
@@ -31,7 +34,7 @@ def make_reward(reward: Any) -> RewardFunction | None:
 
 def make_shapes_env(split: str = "train", difficulty: int | None = None, num_tasks: int | None = None,
                     seed: int = 0, noise: EditorNoise | dict | float | None = None, resolution: int | tuple = 128,
-                    max_steps: int = DEFAULT_MAX_STEPS, reward: Any = None, render_mode: str | None = None,
+                    max_steps: int = DEFAULT_MAX_STEPS, reward: Any = "oracle", render_mode: str | None = None,
                     tasks: Any = None, min_objects: int = 2, max_objects: int = 6,
                     **env_options: Any) -> EditEnv:
     """The shapes world as an :class:`EditEnv`.
@@ -43,7 +46,8 @@ def make_shapes_env(split: str = "train", difficulty: int | None = None, num_tas
         noise: editor noise (:class:`EditorNoise`, a dict of its fields, one probability, or ``None``).
         resolution: image size, an int or ``(height, width)``; observations use it too (no resizing).
         max_steps: step budget per episode.
-        reward: ``None``, ``"oracle"`` or a :class:`~mira_env.reward_api.RewardFunction`.
+        reward: ``"oracle"`` (the default: the exact ground-truth score), ``None`` (penalties only) or a
+            :class:`~mira_env.reward_api.RewardFunction`.
         tasks: a ready task source instead of the generator (e.g. a shared ShapesTaskGenerator).
         env_options: any other :class:`~mira_env.config.EditEnvConfig` field (``reward_mode``, ...).
     """
@@ -61,4 +65,14 @@ def make_shapes_env(split: str = "train", difficulty: int | None = None, num_tas
                    render_mode=render_mode, config=config)
 
 
-__all__ = ["DEFAULT_MAX_STEPS", "make_reward", "make_shapes_env"]
+def make_shapes_vector_env(num_envs: int, max_episode_steps: int | None = None, copy: bool = True,
+                           **kwargs: Any) -> "BatchedEditEnv":
+    """``num_envs`` shapes environments batched in one :class:`~mira_env.vector.BatchedEditEnv` (one editor, one
+    reward): the vector entry point of ``mira/Shapes-v0``; ``kwargs`` are :func:`make_shapes_env`'s."""
+    from mira_env.vector import BatchedEditEnv
+
+    return BatchedEditEnv(num_envs, env_fn=lambda: make_shapes_env(**kwargs), copy=copy,
+                          max_episode_steps=max_episode_steps)
+
+
+__all__ = ["DEFAULT_MAX_STEPS", "make_reward", "make_shapes_env", "make_shapes_vector_env"]

@@ -218,28 +218,28 @@ def parse_ref(text: str, allow_relation: bool = True) -> Ref:
 
 
 # ---------------------------------------------------------------------------------------- clauses
-def _op_background(m: re.Match) -> Op:
+def _op_background(m: dict[str, str]) -> Op:
     return Op("background", color=_background(m["color"]))
 
 
-def _op_add(m: re.Match) -> Op:
+def _op_add(m: dict[str, str]) -> Op:
     shape, color, size = _article_desc(m["desc"])
     return Op("add", shape=shape, color=color, size=size, cell=_cell(m["cell"]))
 
 
-def _op_remove(m: re.Match) -> Op:
+def _op_remove(m: dict[str, str]) -> Op:
     return Op("remove", ref=parse_ref(m["ref"]))
 
 
-def _op_replace(m: re.Match) -> Op:
+def _op_replace(m: dict[str, str]) -> Op:
     return Op("replace", ref=parse_ref(m["ref"]), shape=_shape(m["shape"]))
 
 
-def _op_recolor(m: re.Match) -> Op:
+def _op_recolor(m: dict[str, str]) -> Op:
     return Op("recolor", ref=parse_ref(m["ref"]), color=_color(m["color"]))
 
 
-def _op_make(m: re.Match) -> Op:
+def _op_make(m: dict[str, str]) -> Op:
     word = m["word"]
     if word in COLORS:
         return Op("recolor", ref=parse_ref(m["ref"]), color=word)
@@ -251,65 +251,110 @@ def _op_make(m: re.Match) -> Op:
                      f"{', '.join(SIZES)}, bigger, smaller")
 
 
-def _op_resize(m: re.Match) -> Op:
+def _op_resize(m: dict[str, str]) -> Op:
     size = m["size"]
     if size not in SIZES and size not in ("bigger", "smaller"):
         raise ParseError(f"unknown size {size!r}; sizes are: {', '.join(SIZES)}, bigger, smaller")
     return Op("resize", ref=parse_ref(m["ref"]), size=size)
 
 
-def _op_grow(m: re.Match) -> Op:
+def _op_grow(m: dict[str, str]) -> Op:
     return Op("resize", ref=parse_ref(m["ref"]), size="bigger")
 
 
-def _op_shrink(m: re.Match) -> Op:
+def _op_shrink(m: dict[str, str]) -> Op:
     return Op("resize", ref=parse_ref(m["ref"]), size="smaller")
 
 
-def _op_move_to(m: re.Match) -> Op:
+def _op_move_to(m: dict[str, str]) -> Op:
     return Op("move", ref=parse_ref(m["ref"]), cell=_cell(m["cell"]))
 
 
-def _op_move_dir(m: re.Match) -> Op:
+def _op_move_dir(m: dict[str, str]) -> Op:
     return Op("move", ref=parse_ref(m["ref"]), direction=m["dir"])
 
 
 _C = r"(?P<color>[a-z]+)"
-_PATTERNS: list[tuple[re.Pattern, Any]] = [(re.compile(p), f) for p, f in [
-    (r"^(?:make|paint|turn|color|set|change|switch|recolor) the background(?: color)? (?:to |into |in )?" + _C + "$",
-     _op_background),
-    (r"^(?:change|set|switch) the color of the background to " + _C + "$", _op_background),
-    (r"^(?:add|draw|put|place|insert|create) (?P<desc>(?:a|an|one) [a-z ]+?) (?:in|at|into|to|on) the (?P<cell>[a-z ]+)$",
-     _op_add),
-    (r"^(?:remove|delete|erase|get rid of|take away|take out|eliminate) (?P<ref>.+)$", _op_remove),
-    (r"^(?:replace|swap|substitute) (?P<ref>.+) (?:with|for|by) (?:a|an) (?P<shape>[a-z]+)$", _op_replace),
-    (r"^(?:turn|change|transform|convert|morph) (?P<ref>.+) into (?:a|an) (?P<shape>[a-z]+)$", _op_replace),
-    (r"^(?:change|set|switch) the color of (?P<ref>.+) to " + _C + "$", _op_recolor),
-    (r"^(?:change|set|switch|scale|resize) the size of (?P<ref>.+) to (?P<size>[a-z]+)$", _op_resize),
-    (r"^(?:resize|scale) (?P<ref>.+) to (?:be )?(?:a |an )?(?P<size>[a-z]+)(?: size)?$", _op_resize),
-    (r"^(?:recolor|color|paint|dye|change) (?P<ref>.+) (?:to|in) " + _C + "$", _op_recolor),
-    (r"^(?:recolor|color|paint|dye|turn) (?P<ref>.+) " + _C + "$", _op_recolor),
-    (r"^make (?P<ref>.+) (?P<word>[a-z]+)$", _op_make),
-    (r"^(?:enlarge|grow|expand) (?P<ref>.+)$", _op_grow),
-    (r"^(?:shrink|reduce) (?P<ref>.+)$", _op_shrink),
-    (r"^(?:move|put|place|relocate|shift|slide|drag) (?P<ref>.+) (?:to|into|in|at) the (?P<cell>[a-z ]+)$",
-     _op_move_to),
-    (r"^(?:move|shift|nudge|slide|push|drag) (?P<ref>.+?) (?:one (?:step|cell|space|square) )?(?:to the )?"
-     r"(?P<dir>left|right|up|down)$", _op_move_dir),
-]]
+_V_MOVE_TO = r"(?:move|put|place|relocate|shift|slide|drag)"
+_V_MOVE_DIR = r"(?:move|shift|nudge|slide|push|drag)"
+#: ``(head, tail, builder)``: a clause reads as ``head REF tail`` (``tail is None``: no referring expression,
+#: ``head`` is the whole pattern). REF may end at any word boundary: every split is tried (see :func:`readings`).
+_PATTERNS: list[tuple[re.Pattern, re.Pattern | None, Any]] = [
+    (re.compile(h), None if t is None else re.compile(t), f) for h, t, f in [
+        (r"^(?:make|paint|turn|color|set|change|switch|recolor) the background(?: color)? (?:to |into |in )?"
+         + _C + "$", None, _op_background),
+        (r"^(?:change|set|switch) the color of the background to " + _C + "$", None, _op_background),
+        (r"^(?:add|draw|put|place|insert|create) (?P<desc>(?:a|an|one) [a-z ]+?) (?:in|at|into|to|on) the "
+         r"(?P<cell>[a-z ]+)$", None, _op_add),
+        (r"^(?:remove|delete|erase|get rid of|take away|take out|eliminate) ", r"$", _op_remove),
+        (r"^(?:replace|swap|substitute) ", r" (?:with|for|by) (?:a|an) (?P<shape>[a-z]+)$", _op_replace),
+        (r"^(?:turn|change|transform|convert|morph) ", r" into (?:a|an) (?P<shape>[a-z]+)$", _op_replace),
+        (r"^(?:change|set|switch) the color of ", r" to " + _C + "$", _op_recolor),
+        (r"^(?:change|set|switch|scale|resize) the size of ", r" to (?P<size>[a-z]+)$", _op_resize),
+        (r"^(?:resize|scale) ", r" to (?:be )?(?:a |an )?(?P<size>[a-z]+)(?: size)?$", _op_resize),
+        (r"^(?:recolor|color|paint|dye|change) ", r" (?:to|in) " + _C + "$", _op_recolor),
+        (r"^(?:recolor|color|paint|dye|turn) ", r" " + _C + "$", _op_recolor),
+        (r"^make ", r" (?P<word>[a-z]+)$", _op_make),
+        (r"^(?:enlarge|grow|expand) ", r"$", _op_grow),
+        (r"^(?:shrink|reduce) ", r"$", _op_shrink),
+        (r"^" + _V_MOVE_TO + " ", r" (?:to|into|in|at) the (?P<cell>[a-z ]+)$", _op_move_to),
+        (r"^" + _V_MOVE_DIR + " ", r" (?:one (?:step|cell|space|square) )?(?:to the )?(?P<dir>left|right|up|down)$",
+         _op_move_dir),
+    ]]
+
+
+def _meaning(op: Op) -> Op:
+    """``op`` without the wording of its referring expressions: two texts mean the same when these are equal."""
+    def strip(ref: Ref | None) -> Ref | None:
+        return None if ref is None else ref._replace(text="", anchor=strip(ref.anchor))
+    return op._replace(ref=strip(op.ref))
+
+
+def _describe_reading(op: Op) -> str:
+    parts = [op.kind] + [f"{name}={value!r}" for name, value in op.to_dict().items() if name != "op"]
+    return " ".join(parts)
+
+
+def readings(text: str) -> tuple[list[Op], ParseError | None]:
+    """Every distinct meaning of the normalised clause ``text`` under every pattern and every place its
+    referring expression may end, and the first error met (when there is no meaning)."""
+    found: dict[Op, Op] = {}
+    first_error: ParseError | None = None
+    for head, tail, build in _PATTERNS:
+        match = head.match(text)
+        if match is None:
+            continue
+        if tail is None:
+            candidates = [match.groupdict()]
+        else:
+            candidates = []
+            start = match.end()
+            for end in [i for i, ch in enumerate(text) if ch == " " and i > start] + [len(text)]:
+                rest = tail.fullmatch(text, end)
+                if rest is not None and text[start:end].strip():
+                    candidates.append(dict(rest.groupdict(), ref=text[start:end]))
+        for parts in candidates:
+            try:
+                op = build(parts)
+            except ParseError as exc:
+                first_error = first_error or exc
+                continue
+            found.setdefault(_meaning(op), op)
+    return list(found.values()), first_error
 
 
 def parse_clause(text: str) -> Op:
-    """One normalised clause -> :class:`Op`; the first pattern whose parts all parse wins."""
-    first_error: ParseError | None = None
-    for pattern, build in _PATTERNS:
-        match = pattern.match(text)
-        if match is None:
-            continue
-        try:
-            return build(match)
-        except ParseError as exc:
-            first_error = first_error or exc
+    """One normalised clause -> :class:`Op`.
+
+    A clause with two meanings (``slide the shape in the center right``: move 'the shape in the center' one
+    step right, or move 'the shape' to the middle right) is outside the grammar: :class:`ParseError` names both.
+    """
+    ops, first_error = readings(text)
+    if len(ops) == 1:
+        return ops[0]
+    if len(ops) > 1:
+        raise ParseError(f"{text!r} reads {len(ops)} ways ({'; '.join(_describe_reading(op) for op in ops)}); "
+                         f"reword it, e.g. 'one step right' for a direction or 'to the <cell>' for a destination")
     if first_error is not None:
         raise first_error
     raise ParseError(f"no known operation in {text!r}; start with add, remove, make, paint, move, resize, "
@@ -411,5 +456,5 @@ def phrase(op: Op, ref_text: str | None = None, variant: int = 0) -> str:
 
 
 __all__ = ["DIRECTIONS", "OPERATIONS", "Op", "PHRASINGS", "ParseError", "RELATIONS", "Ref", "SUPERLATIVES",
-           "normalize", "parse_clause", "parse_clauses", "parse_instruction", "parse_ref", "phrase",
+           "normalize", "parse_clause", "parse_clauses", "parse_instruction", "parse_ref", "phrase", "readings",
            "split_clauses"]

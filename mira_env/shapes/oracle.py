@@ -49,6 +49,8 @@ class ShapesOracleReward:
     """
 
     name = "shapes_oracle"
+    #: the keys of every output's ``components`` (``info["reward_components"]`` shows them at every step)
+    component_names = ("oracle", "success")
 
     def __init__(self, success_bonus: float = 0.0) -> None:
         self.success_bonus = float(success_bonus)

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mira_env.errors import TaskError
 
@@ -34,7 +34,8 @@ def normalize_image(image: Image.Image, *, record: str = "image", max_pixels: in
                     background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
     """Return ``image`` as an 8-bit RGB image.
 
-    RGBA / LA / P-with-transparency images are composited over ``background``; grayscale and 16-bit
+    An EXIF orientation (a phone photo taken sideways) is applied, so the image is upright as viewers show
+    it. RGBA / LA / P-with-transparency images are composited over ``background``; grayscale and 16-bit
     images are converted (16-bit scaled to 8-bit). Images with more than ``max_pixels`` pixels raise
     :class:`TaskError` naming ``record`` (resize them offline, or raise ``max_pixels``).
     """
@@ -47,6 +48,9 @@ def normalize_image(image: Image.Image, *, record: str = "image", max_pixels: in
         raise TaskError(
             f"{record}: image is {width}x{height} = {width * height} pixels, over the limit of "
             f"{max_pixels}; downscale it or pass a larger max_pixels")
+    orientation = image.getexif().get(0x0112, 1)  # EXIF Orientation
+    if orientation not in (1, None):
+        image = ImageOps.exif_transpose(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         image = _from_high_bit_depth(image)
     if image.mode == "P" and "transparency" in image.info:

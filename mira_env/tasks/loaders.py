@@ -135,8 +135,13 @@ def load_folder(path: str | os.PathLike) -> TaskList:
         if not sidecar.is_file():
             raise TaskError(f"image {image.name!r} in {str(folder)!r} has no instruction: write it to "
                             f"{sidecar.name!r} or list it in metadata.jsonl")
-        tasks.append(Task(id=image.stem, instruction=sidecar.read_text(encoding="utf-8").strip() or " ",
-                          image_path=image.name, root=str(folder)))
+        try:
+            instruction = sidecar.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise TaskError(f"instruction file {str(sidecar)!r}: not UTF-8 text (byte at offset {exc.start}); "
+                            f"save it as UTF-8") from None
+        tasks.append(Task(id=image.stem, instruction=instruction.strip() or " ", image_path=image.name,
+                          root=str(folder)))
     return TaskList(tasks)
 
 
@@ -155,10 +160,18 @@ def load_hf_dataset(path: str | os.PathLike, split: str | None = None, *, image_
         raise TaskError("loading a Hugging Face dataset needs the 'datasets' package: "
                         "pip install 'mira-env[datasets]'") from exc
     location = Path(path)
-    if (location / "dataset_info.json").is_file() or (location / "dataset_dict.json").is_file():
-        loaded = datasets.load_from_disk(str(location))
-    else:
-        loaded = datasets.load_dataset(str(location))
+    if not location.exists():
+        raise TaskError(f"dataset {str(location)!r} does not exist")
+    try:
+        if (location / "dataset_info.json").is_file() or (location / "dataset_dict.json").is_file():
+            loaded = datasets.load_from_disk(str(location))
+        else:
+            loaded = datasets.load_dataset(str(location))
+    except (OSError, ValueError, KeyError, TypeError, datasets.exceptions.DatasetGenerationError,
+            FileNotFoundError) as exc:
+        raise TaskError(f"dataset {str(location)!r} cannot be read as a Hugging Face dataset "
+                        f"({type(exc).__name__}: {exc}); save it with Dataset.save_to_disk or pass a data "
+                        f"folder that datasets.load_dataset reads") from exc
     if isinstance(loaded, datasets.DatasetDict):
         if split is None:  # the only split, else the evaluation split, else train
             split = next((name for name in ("test", "validation", "train") if name in loaded), next(iter(loaded)))

@@ -84,8 +84,56 @@ def test_changed_settings_on_a_run_folder_are_refused(tmp_path, capsys):
     assert mira(["run", "--agents", "oracle", "--tasks", "1", "--group-size", "1", "--out", out, "--no-progress",
                  "--seed", "5"]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"mira run: error: run folder {out!r} holds episodes made with other settings (seed=0 -> 5); "
-        f"use a new --out, or the same settings to resume it")
+        f"mira run: error: run folder {out!r} holds results made with other settings (seed=0 -> 5); use the same "
+        f"settings to resume, pass --restart to clear it and start over, or use another output folder")
+    # --restart clears the results and plays again with the new settings
+    assert mira(["run", "--agents", "oracle", "--tasks", "1", "--group-size", "1", "--out", out, "--no-progress",
+                 "--seed", "5", "--restart"]) == 0
+    assert json.loads((Path(out) / "run.json").read_text())["seed"] == 5
+    (record,) = [json.loads(line) for line in (Path(out) / EPISODES_FILE).read_text().splitlines()]
+    assert record["group_seed"] != 0
+
+
+def test_a_folder_with_episodes_but_no_run_json_is_refused(tmp_path, capsys):
+    out = tmp_path / "r"
+    argv = ["run", "--agents", "oracle", "--tasks", "1", "--group-size", "1", "--out", str(out), "--no-progress"]
+    assert mira(argv) == 0
+    (out / "run.json").unlink()
+    capsys.readouterr()
+    assert mira(argv + ["--max-steps", "3"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"mira run: error: run folder {str(out)!r} holds results but it has no settings record (run.json), so what "
+        f"made them is unknown; pass --restart to clear it and start over, or use another output folder")
+
+
+def test_run_json_records_resolved_settings(tmp_path):
+    out = tmp_path / "r"
+    assert mira(["run", "--agents", "oracle", "--group-size", "1", "--out", str(out), "--no-progress"]) == 0
+    saved = json.loads((out / "run.json").read_text())
+    assert saved["tasks"] == 4 and saved["max_steps"] == 10 and saved["task_file_fingerprint"] is None
+
+
+def test_a_second_process_on_the_same_folder_is_refused(tmp_path, capsys):
+    from mira_env.runs import RunLock
+
+    out = tmp_path / "r"
+    code = ("import sys, time; from mira_env.runs import RunLock; RunLock(sys.argv[1]).acquire(); "
+            "print('locked', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert mira(["run", "--agents", "oracle", "--tasks", "1", "--group-size", "1", "--out", str(out),
+                     "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"mira run: error: run folder {str(out)!r} is in use by pid {holder.pid} on ")
+        assert err.endswith("; wait for that run to finish or use another output folder")
+    finally:
+        holder.kill()
+        holder.wait()
+    with RunLock(out):  # the kernel dropped the dead holder's lock
+        pass
+    assert not (out / EPISODES_FILE).exists()
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -133,5 +181,6 @@ def test_a_run_that_failed_before_any_episode_can_be_rerun_with_other_settings(t
             "--group-size", "1", "--out", str(tmp_path / "r"), "--no-progress"]
     assert mira(base + ["--size", "0"]) == 2
     assert capsys.readouterr().err.strip() == "mira run: error: height=0 (type int) must be a positive int"
+    assert not (tmp_path / "r").exists()  # a failed first run leaves no half-written folder
     assert mira(base + ["--size", "16"]) == 0
     assert len((tmp_path / "r" / EPISODES_FILE).read_text().splitlines()) == 1

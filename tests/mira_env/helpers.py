@@ -72,6 +72,8 @@ class FailingEditor:
 class MeanBrightnessReward:
     """Scores the edited image's mean brightness in [0, 1]; counts its calls and batch sizes."""
 
+    component_names = ("brightness", "steps")
+
     def __init__(self) -> None:
         self.batches: list[int] = []
 

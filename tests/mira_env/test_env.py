@@ -7,18 +7,21 @@ import sys
 import gymnasium as gym
 import numpy as np
 import pytest
+from PIL import Image
 from gymnasium.utils.env_checker import check_env
 
 import mira_env
 from mira_env import ActionError, ConfigError, EditEnv, IdentityEditor, TaskError
 from mira_env.reward_api import RewardOutput
+from mira_env.tasks.task import Task
 from tests.mira_env.helpers import FailingEditor, MeanBrightnessReward, SeededNoiseEditor, make_tasks
 
 
 def make_env(editor=None, **kwargs) -> EditEnv:
     kwargs.setdefault("height", 32)
     kwargs.setdefault("width", 32)
-    return gym.make("mira/ImageEdit-v0", editor=editor or SeededNoiseEditor(), tasks=make_tasks(), **kwargs).unwrapped
+    kwargs.setdefault("tasks", make_tasks())
+    return gym.make("mira/ImageEdit-v0", editor=editor or SeededNoiseEditor(), **kwargs).unwrapped
 
 
 def test_import_does_not_load_heavy_libraries():
@@ -96,8 +99,8 @@ def test_non_string_action_raises_naming_the_type(action, type_name):
 
 
 @pytest.mark.parametrize("action, reason", [
-    ("", "empty"), ("   \n\t ", "empty"), ("make it r\x00ed", "non_printable"), ("caf\u00e9 style", "non_printable"),
-    ("x" * 33, "too_long"),
+    ("", "empty"), ("   \n\t ", "empty"), ("make it r\x00ed", "control_character"),
+    ("make it\u200bred", "control_character"), ("x" * 33, "too_long"),
 ])
 def test_invalid_instructions_do_not_reach_the_editor(action, reason):
     editor = SeededNoiseEditor()
@@ -151,7 +154,9 @@ def test_terminal_reward_scores_once_with_components_in_info():
     env = make_env(reward=reward, max_steps=3)
     env.reset(seed=0)
     _, r1, _, _, info1 = env.step("brighten")
-    assert r1 == 0.0 and "reward_components" not in info1 and reward.batches == []
+    assert r1 == 0.0 and reward.batches == []
+    assert info1["reward_components"] == {"brightness": None, "steps": None}  # the same keys, unscored
+    assert info1["reward_total"] is None and info1["reward_scored"] is False and dict(info1["reward_errors"]) == {}
     _, r2, terminated, _, info2 = env.step("<STOP>")
     assert terminated and reward.batches == [1]
     expected = float(np.asarray(env.current_image, dtype=np.float64).mean() / 255)
@@ -236,12 +241,22 @@ def test_missing_editor_or_tasks_explain_the_fix():
         EditEnv(editor=object(), tasks=make_tasks())
 
 
-def test_render_is_a_strip_of_every_step():
+def test_render_returns_one_frame_and_the_list_mode_the_episode():
     env = make_env(render_mode="rgb_array", max_steps=3)
     env.reset(seed=0)
-    env.step("a")
-    env.step("b")
-    strip = env.render()
+    obs = env.step("a")[0]
+    obs = env.step("b")[0]
+    frame = env.render()
+    assert frame.shape == (32, 32, 3) and frame.dtype == np.uint8 and np.array_equal(frame, obs["current"])
+    listed = gym.make("mira/ImageEdit-v0", editor=SeededNoiseEditor(), tasks=make_tasks(), height=32, width=32,
+                      max_steps=3, render_mode="rgb_array_list")
+    listed.reset(seed=0)
+    listed.step("a")
+    listed.step("b")
+    frames = listed.render()
+    assert len(frames) == 3 and all(f.shape == (32, 32, 3) for f in frames)
+    assert np.array_equal(frames[-1], frame)
+    strip = env.episode_strip()
     assert strip.shape == (32, 3 * 32 + 2 * 2, 3) and strip.dtype == np.uint8
     source = env.reset(seed=0)[0]["source"]
     assert np.array_equal(strip[:, :32], source)  # the source panel comes first
@@ -259,8 +274,17 @@ def test_info_timings_are_measured_and_compare_equal():
     assert info["timings"] == mira_env.StepTimings(editor_s=123.0)
 
 
-def test_to_printable_folds_unicode():
-    assert mira_env.to_printable("the \u201cred\u201d caf\u00e9 \u2014 now") == 'the "red" cafe - now'
+@pytest.mark.parametrize("text", ["把猫变成红色", "peins le caf\u00e9 en \u201crouge\u201d", "сделай фон синим",
+                                  "\u0627\u062c\u0639\u0644 \u0627\u0644\u0642\u0637 \u0623\u062d\u0645\u0631"])
+def test_instructions_and_actions_in_any_language_pass_unchanged(text):
+    editor = SeededNoiseEditor()
+    env = make_env(editor, tasks=[Task(id="t", instruction=text, image=Image.new("RGB", (32, 32), "gray"))])
+    obs, _ = env.reset(seed=0)
+    assert obs["instruction"] == text and env.observation_space.contains(obs)
+    assert env.action_space.contains(text)
+    obs, _, _, _, info = env.step(text)
+    assert info["valid_action"] is True and info["instruction"] == text
+    assert editor.seen[-1] == text and obs["history"] == text
 
 
 def test_info_state_is_a_fresh_copy_each_time():
@@ -306,3 +330,53 @@ def test_raw_action_text_reaches_the_reward_input():
     assert reward.items[0].raw_actions == ["<think>hat first</think><edit>add a hat</edit>", "<STOP>"]
     extra = env.reward_input(extra_raw_actions=["garbage"], extra_invalid=1)
     assert extra.raw_actions[-1] == "garbage" and extra.invalid_actions == 1 and extra.trajectory == ["add a hat"]
+
+
+def test_an_outer_time_limit_below_the_budget_is_refused():
+    env = gym.make("mira/ImageEdit-v0", editor=SeededNoiseEditor(), tasks=make_tasks(), height=32, width=32,
+                   max_steps=5, max_episode_steps=2)
+    with pytest.raises(ConfigError, match=r"max_episode_steps=2 \(a TimeLimit wrapper\) is below max_steps=5: it "
+                                          r"would end episodes at step 2 without the final score. Pass max_steps=2"):
+        env.reset(seed=0)
+    same = gym.make("mira/ImageEdit-v0", editor=SeededNoiseEditor(), tasks=make_tasks(), height=32, width=32,
+                    reward=MeanBrightnessReward(), max_steps=2, max_episode_steps=2)
+    same.reset(seed=0)
+    same.step("a")
+    _, _, terminated, truncated, info = same.step("b")
+    assert truncated and not terminated and info["reward_scored"] is True  # the env's own budget scored it
+
+
+def test_shapes_defaults_to_the_oracle_reward():
+    env = gym.make("mira/Shapes-v0", split="test")
+    _, info = env.reset(seed=0)
+    for text in info["task"].atomic_instructions:
+        env.step(text)
+    _, reward, terminated, _, info = env.step("<STOP>")
+    assert terminated and info["reward_components"] == {"oracle": 1.0, "success": 1.0} and reward == 1.0
+    quiet = gym.make("mira/Shapes-v0", split="test", reward=None)
+    quiet.reset(seed=0)
+    assert quiet.step("<STOP>")[4]["reward_components"] == {}
+
+
+class _FlakyReward(MeanBrightnessReward):
+    """Unscored (None) at every second call."""
+
+    def score(self, items):
+        outputs = super().score(items)
+        if len(self.batches) % 2 == 0:
+            return [RewardOutput(None, {"brightness": None, "steps": None}, {"brightness": "judge down"})
+                    for _ in outputs]
+        return outputs
+
+
+def test_delta_mode_pays_nothing_for_an_unscored_step():
+    reward = _FlakyReward()
+    env = make_env(reward=reward, reward_mode="delta", max_steps=3)
+    env.reset(seed=0)
+    _, r1, _, _, info1 = env.step("one")
+    first = info1["reward_total"]
+    assert r1 == pytest.approx(first) and first > 0
+    _, r2, _, _, info2 = env.step("two")
+    assert info2["reward_scored"] is False and r2 == 0.0 and info2["reward_errors"]["brightness"] == "judge down"
+    _, r3, _, _, info3 = env.step("three")
+    assert r3 == pytest.approx(info3["reward_total"] - first)  # the change since the last SCORED step

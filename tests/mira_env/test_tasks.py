@@ -174,3 +174,46 @@ def test_our_field_names_win_over_benchmark_aliases(tmp_path):
     (tmp_path / "t.jsonl").write_text(json.dumps(record) + "\n")
     (task,) = load_jsonl(tmp_path / "t.jsonl")
     assert task.id == "3" and task.image_path == "a.png"
+
+
+def test_non_utf8_files_name_the_file_and_line(tmp_path):
+    (tmp_path / "tasks.jsonl").write_bytes(b'{"id": "a", "instruction": "ok", "image": "a.png"}\n'
+                                           b'{"id": "b", "instruction": "caf\xe9"}\n')
+    with pytest.raises(TaskError, match=r"^tasks.jsonl:2: not UTF-8 text \(byte 0xe9 at column 32\); save the file "
+                                        r"as UTF-8$"):
+        load_jsonl(tmp_path / "tasks.jsonl")
+    (tmp_path / "folder").mkdir()
+    gradient_image().save(tmp_path / "folder" / "x.png")
+    (tmp_path / "folder" / "x.txt").write_bytes(b"caf\xe9")
+    with pytest.raises(TaskError, match=r"instruction file .*x.txt': not UTF-8 text \(byte at offset 3\)"):
+        load_folder(tmp_path / "folder")
+
+
+def test_a_utf8_bom_and_deep_json_are_answered(tmp_path):
+    gradient_image().save(tmp_path / "a.png")
+    (tmp_path / "bom.jsonl").write_bytes(b'\xef\xbb\xbf{"id": "a", "instruction": "\xe6\x8a\x8a", "image": "a.png"}\n')
+    assert load_jsonl(tmp_path / "bom.jsonl")[0].instruction == "\u628a"
+    (tmp_path / "deep.jsonl").write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(TaskError, match=r"^deep.jsonl:1: "):
+        load_jsonl(tmp_path / "deep.jsonl")
+
+
+def test_a_bad_datasets_folder_is_named(tmp_path):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "dataset_info.json").write_text("{not json")
+    with pytest.raises(TaskError, match=r"dataset '.*broken' cannot be read as a Hugging Face dataset"):
+        load_hf_dataset(tmp_path / "broken")
+    with pytest.raises(TaskError, match=r"dataset '.*missing' does not exist"):
+        load_hf_dataset(tmp_path / "missing")
+
+
+def test_exif_orientation_is_applied_on_load(tmp_path):
+    wide = Image.new("RGB", (40, 20), "red")
+    wide.paste(Image.new("RGB", (10, 20), "blue"), (0, 0))  # blue stripe on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    wide.save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    loaded = load_image(tmp_path / "photo.jpg")
+    assert loaded.size == (20, 40)  # upright: as viewers show it
+    top = np.asarray(loaded)[2, 10]
+    assert top[2] > 150 and top[0] < 100  # the blue stripe is now on top

@@ -22,7 +22,9 @@ def test_env_info_has_every_component(tiny_clip):
     env = EditEnv(editor=IdentityEditor(), tasks=_tasks(), reward=reward, height=32, width=32)
     env.reset(seed=0)
     _, _, _, _, info1 = env.step("make the circle red")  # no <edit> tags: bad format
-    assert "reward_components" not in info1  # terminal mode: scored when the episode ends
+    # terminal mode: scored when the episode ends; until then every component is there, unscored (None)
+    assert info1["reward_components"] == dict.fromkeys(["clip_i", "l1", "step_cost", "format", "clip_t"])
+    assert info1["reward_scored"] is False
     _, reward_value, terminated, _, info = env.step("<STOP>")
     assert terminated
     components = info["reward_components"]
