@@ -144,3 +144,30 @@ def test_a_configured_metric_no_episode_could_score_gets_a_note_with_the_reason(
                 "steps": [{"reward_errors": {}}, {"reward_errors": {"judge_sc": "unparseable judge answer"}}]}]
     assert unscored_notes(Names(), {"identity": records}) == [
         "judge_sc on identity: no episode could be scored (unparseable judge answer)"]
+
+
+def test_rerunning_an_eval_folder_with_other_settings_is_refused_not_reused(tmp_path, capsys):
+    """Issue 12, item 3: another --max-steps (or task file) used to reuse the old episodes silently."""
+    out = tmp_path / "eval"
+    base = ["eval", "--agents", "oracle", "--tasks", "2", "--out", str(out), "--no-progress"]
+    assert mira(base) == 0
+    saved = json.loads((out / "run.json").read_text())
+    assert saved["max_steps"] == 10 and saved["tasks"] == 2 and saved["agents"] == ["oracle"]
+    capsys.readouterr()
+    assert mira(base + ["--max-steps", "3"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"mira eval: error: run folder {str(out)!r} holds results made with other settings (max_steps=10 -> 3); "
+        f"use the same settings to resume, pass --restart to clear it and start over, or use another output folder")
+    assert mira(base + ["--max-steps", "3", "--restart"]) == 0
+    records = [json.loads(line) for line in (out / "editors" / "shapes" / EPISODES_FILE).read_text().splitlines()]
+    assert len(records) == 2 and all(r["num_steps"] <= 3 for r in records)
+    # a task file that changed under the same name is noticed through its fingerprint
+    (tmp_path / "mb").mkdir()
+    tasks = write_magicbrush(tmp_path / "mb", count=1)
+    other = ["eval", "--agents", "one-shot", "--task-file", str(tasks), "--out", str(tmp_path / "e2"), "--no-progress"]
+    assert mira(other) == 0
+    with open(tasks, "a", encoding="utf-8") as handle:
+        handle.write("\n")
+    capsys.readouterr()
+    assert mira(other) == 2
+    assert "task_file_fingerprint=" in capsys.readouterr().err

@@ -184,3 +184,56 @@ def test_a_run_that_failed_before_any_episode_can_be_rerun_with_other_settings(t
     assert not (tmp_path / "r").exists()  # a failed first run leaves no half-written folder
     assert mira(base + ["--size", "16"]) == 0
     assert len((tmp_path / "r" / EPISODES_FILE).read_text().splitlines()) == 1
+
+
+class _LeakyEditor:
+    """An editor whose errors echo the API key, as a misbehaving server does."""
+
+    def __init__(self, secret):
+        from mira_env import EditorInfo
+
+        self.secret = secret
+        self.info = EditorInfo(name="leaky")
+
+    def edit(self, images, instructions, seeds):
+        raise RuntimeError(f"401 from https://user:{self.secret}@editor.example/v1: invalid key {self.secret}")
+
+
+def test_a_registered_secret_in_an_error_reaches_no_file_and_no_console(tmp_path, capsys):
+    from mira_env.agents.baselines import OneShotAgent
+    from mira_env.agents.report import summarize, write_run_report
+    from mira_env.agents.rollout import EpisodeStore, RolloutConfig, RolloutEngine, plan_groups
+    from mira_env.env import EditEnv
+    from mira_env.redact import clear_secrets, register_secret
+    from mira_env.runs import write_json
+    from mira_env.tasks.task import Task
+    from mira_env.vector import BatchedEditEnv
+
+    secret = "Zq8-registered-secret-41"
+    register_secret(secret)
+    try:
+        env = EditEnv(editor=_LeakyEditor(secret), tasks=[Task(id="t", instruction="add a hat",
+                                                               image=Image.new("RGB", (16, 16), "gray"))],
+                      height=16, width=16, max_steps=2)
+        venv = BatchedEditEnv(1, env_fn=lambda: env)
+        config = RolloutConfig(group_size=1, progress=False)
+        out = tmp_path / "run"
+        with EpisodeStore(out) as store:
+            (record,) = RolloutEngine(venv, OneShotAgent(), config, store).run(plan_groups(venv.tasks, config))
+        assert secret in record["steps"][0]["editor_error"]  # in memory the error is whole ...
+        write_run_report(out, [record], title="leak check")
+        write_json(out / "summary.json", summarize([record]))
+        files = [p for p in out.rglob("*") if p.is_file()]
+        assert {p.name for p in files} >= {"episodes.jsonl", "report.html", "summary.json"}
+        for path in files:  # ... but no file holds it
+            assert secret.encode() not in path.read_bytes(), path
+        saved = json.loads((out / "episodes.jsonl").read_text())
+        assert saved["steps"][0]["editor_error"] == "RuntimeError: 401 from https://***@editor.example/v1: invalid key ***"
+        # the console: one redacted error line
+        assert mira(["run", "--agents", f"api:gpt@https://user:{secret}@host/v1", "--agents", "nope-" + secret,
+                     "--out", str(tmp_path / "r2"), "--no-progress"]) == 2
+        captured = capsys.readouterr()
+        assert secret not in captured.err + captured.out
+        assert captured.err.count("\n") == 1 and captured.err.startswith("mira run: error: ")
+    finally:
+        clear_secrets()
