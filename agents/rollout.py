@@ -29,11 +29,9 @@ seed, so they are the episodes the first run would have played).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
-import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -43,6 +41,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from mira_env.errors import ConfigError, MiraError, describe
+from mira_env.runs import slug
 from mira_env.tasks.images import image_strip
 from mira_env.tasks.task import Task, TaskSource
 
@@ -128,21 +127,6 @@ EpisodeKey = tuple[str, str, int, int]
 def episode_key(record: Mapping[str, Any]) -> EpisodeKey:
     """``(agent, task id, group index, member index)`` of an episode record."""
     return (str(record["agent"]), str(record["task_id"]), int(record["group_index"]), int(record["member_index"]))
-
-
-#: the longest slug: ids of any length (a 300-character id) still make valid file names
-SLUG_MAX = 80
-
-
-def slug(text: str) -> str:
-    """A file-name-safe version of ``text``: one path component (no ``/``, no ``..``) of at most
-    :data:`SLUG_MAX` characters; a short hash is added when characters had to change or be cut, so
-    distinct texts keep distinct slugs."""
-    text = str(text)
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "x"
-    if cleaned != text or len(cleaned) > SLUG_MAX:
-        cleaned = f"{cleaned[:SLUG_MAX - 13]}-{hashlib.sha1(text.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
-    return cleaned
 
 
 def to_jsonable(value: Any) -> Any:

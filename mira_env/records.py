@@ -31,6 +31,7 @@ from PIL import Image
 
 from mira_env.errors import TaskError, describe
 from mira_env.jsonl import iter_jsonl
+from mira_env.runs import inside, save_image, slug
 from mira_env.tasks.images import load_image
 from mira_env.tasks.task import Task
 
@@ -103,16 +104,18 @@ class EditingRecord:
 
 
 def _save(image: Image.Image, folder: Path, relative: str) -> str:
-    path = folder / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG")
+    save_image(inside(folder, relative, "record image path"), image)
     return relative
 
 
 def record_to_json(record: EditingRecord, folder: str | os.PathLike) -> dict[str, Any]:
-    """Write the record's in-memory images under ``folder/images/<id>/`` and return its JSON dict."""
+    """Write the record's in-memory images under ``folder/images/<slug of id>/`` and return its JSON dict.
+
+    The folder name is :func:`mira_env.runs.slug` of the id: one bounded path component whatever the id
+    holds (``../``, 300 characters, any script), so no image lands outside ``folder``.
+    """
     base = Path(folder)
-    prefix = f"images/{record.id}"
+    prefix = f"images/{slug(record.id)}"
 
     def place(image: Image.Image | None, path: str | None, name: str) -> str | None:
         if image is not None:

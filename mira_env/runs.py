@@ -95,6 +95,25 @@ def save_image(path: str | os.PathLike, image: Any) -> Path:
 
 
 # ---------------------------------------------------------------------------------------- paths
+#: the longest slug: ids of any length (a 300-character id) still make valid file names
+SLUG_MAX = 80
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of ``text``: one path component (no ``/``, no ``..``) of at most
+    :data:`SLUG_MAX` characters; a short hash is added when characters had to change or be cut, so
+    distinct texts keep distinct slugs."""
+    import hashlib
+    import re
+
+    text = str(text)
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "x"
+    if cleaned != text or len(cleaned) > SLUG_MAX:
+        digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        cleaned = f"{cleaned[:SLUG_MAX - 13]}-{digest}"
+    return cleaned
+
+
 def safe_name(text: str, what: str = "name") -> str:
     """``text`` as ONE path component: refused when it is empty, ``.``/``..``, holds a separator, a NUL,
     or is longer than :data:`MAX_NAME_BYTES` bytes. Use :func:`mira_env.agents.rollout.slug`-style
@@ -334,4 +353,4 @@ class RunFolder:
 
 __all__ = ["LOCK_FILE", "MAX_NAME_BYTES", "RESULT_NAMES", "SETTINGS_FILE", "RunFolder", "RunFolderError", "RunLock",
            "atomic_write_bytes", "atomic_write_text", "clear_results", "fingerprint", "inside", "resolve_settings", "safe_name",
-           "save_image", "settings_differences", "write_json"]
+           "save_image", "settings_differences", "slug", "write_json"]

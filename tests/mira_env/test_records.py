@@ -51,3 +51,19 @@ def test_missing_step_image_names_the_record(tmp_path):
     (record,) = read_records(tmp_path)
     with pytest.raises(TaskError, match=r"record 'r9' \(trajectory\[0\].image\): image file .* does not exist"):
         record.load_step_image(0)
+
+
+@pytest.mark.parametrize("record_id", ["../../escape", "/abs/path", "x" * 300, "..", "把猫/变红", "a\\b"])
+def test_ids_never_write_outside_the_folder_and_are_bounded(tmp_path, record_id):
+    from PIL import Image
+
+    from mira_env.records import EditingRecord, read_records, write_records
+
+    folder = tmp_path / "data"
+    record = EditingRecord(id=record_id, complex_instruction="go", source_image=Image.new("RGB", (4, 4), "red"))
+    write_records([record], folder)
+    written = [p for p in tmp_path.rglob("*.png")]
+    assert written and all(folder in p.parents for p in written)
+    assert all(len(part) <= 80 for p in written for part in p.relative_to(folder).parts)
+    (again,) = read_records(folder)
+    assert again.id == record_id and again.load_source().size == (4, 4)
