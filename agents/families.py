@@ -228,7 +228,7 @@ def template_problem(processor: Any, chat_template: str | None = None) -> str | 
 
 
 #: The JSON schema of the ``edit`` tool, as ``transformers.utils.get_json_schema`` writes it for
-#: ``mira_env.train.tools.EditingToolEnv.edit`` (a test keeps the two equal).
+#: ``mira_env.train.tools.EditingToolEnv.edit`` (what TRL renders in GRPO; a test keeps the two equal).
 EDIT_TOOL_SCHEMA: dict[str, Any] = {
     "type": "function",
     "function": {
@@ -241,6 +241,7 @@ EDIT_TOOL_SCHEMA: dict[str, Any] = {
                                                           'circle blue".'}},
             "required": ["instruction"],
         },
+        "return": {"type": "array"},
     },
 }
 

@@ -118,3 +118,30 @@ def sft_run(tiny_path, tmp_path_factory):
     torch.manual_seed(0)
     result = train_sft(model_args, data_args, config, samples=samples)
     return result, samples, initial
+
+
+class FirstStepWeights:
+    """A ``TrainerCallback``: the model's weights when the first step of ``train()`` begins (after any resume load)."""
+
+    def __new__(cls):
+        from transformers import TrainerCallback
+
+        class _Probe(TrainerCallback):
+            def __init__(self) -> None:
+                self.weights: dict | None = None
+                self.step: int | None = None
+
+            def on_step_begin(self, args, state, control, model=None, **kwargs):
+                if self.weights is None:
+                    self.weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                    self.step = state.global_step
+                return control
+
+        return _Probe()
+
+
+def checkpoint_weights(folder) -> dict:
+    """The weights a checkpoint folder holds, loaded the way a user loads them (``from_pretrained``)."""
+    from transformers import AutoModelForImageTextToText
+
+    return {k: v.detach().clone() for k, v in AutoModelForImageTextToText.from_pretrained(folder).state_dict().items()}
