@@ -78,11 +78,31 @@ def request_key(request: JudgeRequest, judge_id: str) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
+#: the range every judge score is on (VIEScore's 0-10)
+SCORE_RANGE = (0.0, 10.0)
+
+
+def valid_result(result: JudgeResult) -> bool:
+    """Whether ``result`` is servable: a finite score in :data:`SCORE_RANGE` with numeric sub-scores, or no
+    score with a str raw answer / reason."""
+    score = result.score
+    if score is None:
+        return result.raw is None or isinstance(result.raw, str)
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+        return False
+    if not SCORE_RANGE[0] <= float(score) <= SCORE_RANGE[1]:
+        return False
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in result.subscores)
+
+
 class JudgeCache:
     """An LRU map ``key -> JudgeResult`` (``max_items``), optionally persisted as JSON lines at ``path``.
 
     Only answered judgements are stored (a parsed score, or an unparseable answer with its raw text);
-    transport failures are not, so they are retried next time.
+    transport failures are not, so they are retried next time. A stored result is served only if it is
+    valid (:func:`valid_result`: a finite score in [0, 10], or no score with the raw answer): an edited
+    or corrupt cache file cannot inject a score outside the declared range. ``rejected`` counts the
+    rows refused. Raw answers are redacted (:mod:`mira_env.redact`) before they reach the file.
     """
 
     def __init__(self, max_items: int = 100_000, path: str | Path | None = None) -> None:
@@ -90,19 +110,27 @@ class JudgeCache:
         self.path = Path(path) if path is not None else None
         self._items: OrderedDict[str, JudgeResult] = OrderedDict()
         self._lock = threading.Lock()
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.rejected = 0
         if self.path is not None and self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
+            for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
                     row = json.loads(line)
-                    self._items[row["key"]] = JudgeResult(row["score"], tuple(row["subscores"]), row["raw"],
-                                                          row["reason"])
-                except (ValueError, KeyError, TypeError):
+                    result = JudgeResult(row["score"], tuple(row["subscores"]), row["raw"], row["reason"])
+                except (ValueError, KeyError, TypeError, RecursionError):
+                    self.rejected += 1
                     continue
+                if not isinstance(row["key"], str) or not valid_result(result):
+                    self.rejected += 1
+                    continue
+                self._items[row["key"]] = result
 
     def get(self, key: str) -> JudgeResult | None:
         with self._lock:
             result = self._items.get(key)
+            if result is not None and not valid_result(result):
+                del self._items[key]
+                self.rejected += 1
+                result = None
             if result is None:
                 self.misses += 1
                 return None
@@ -111,7 +139,7 @@ class JudgeCache:
             return JudgeResult(result.score, result.subscores, result.raw, result.reason, cached=True)
 
     def put(self, key: str, result: JudgeResult) -> None:
-        if result.score is None and result.raw is None:
+        if (result.score is None and result.raw is None) or not valid_result(result):
             return
         with self._lock:
             self._items[key] = result
@@ -120,8 +148,10 @@ class JudgeCache:
                 self._items.popitem(last=False)
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                from mira_env.redact import redact_obj
+
                 with self.path.open("a", encoding="utf-8") as handle:
-                    handle.write(json.dumps({"key": key, **result.to_json()}) + "\n")
+                    handle.write(json.dumps({"key": key, **redact_obj(result.to_json())}) + "\n")
 
     def __len__(self) -> int:
         return len(self._items)
@@ -163,7 +193,9 @@ class PromptedBackend:
         results = []
         for answer in answers:
             if isinstance(answer, BaseException):
-                results.append(JudgeResult(None, reason=f"{type(answer).__name__}: {answer}"))
+                from mira_env.redact import error_text
+
+                results.append(JudgeResult(None, reason=error_text(answer)))  # redacted, with its causes
                 continue
             parsed = parse_scores(answer, self.scale)
             if parsed.values is None:
@@ -212,6 +244,10 @@ class VLMJudge:
             self.judged += len(todo)
             fresh = self.backend.judge(list(todo.values()))
             for key, result in zip(todo, fresh):
+                if not valid_result(result):
+                    result = JudgeResult(None, raw=result.raw if isinstance(result.raw, str) else None,
+                                         reason=f"judge score {result.score!r} is outside [{SCORE_RANGE[0]:g}, "
+                                                f"{SCORE_RANGE[1]:g}]")
                 self.cache.put(key, result)
                 results[key] = result
         return [results[key] for key in keys]

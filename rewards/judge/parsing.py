@@ -2,17 +2,20 @@
 
 Tried in order, the first that yields numbers wins:
 
-1. a JSON object anywhere in the text (also inside a ```json fence): its ``"score"`` / ``"scores"``
-   value (a number or a list of numbers), else its numeric values of keys such as ``"SC"``, ``"PQ"``,
-   ``"semantic_consistency"``, ``"perceptual_quality"``, ``"success"``, ``"overediting"``;
-2. a bracketed list of numbers: ``[7, 8]``;
-3. labelled values: ``SC: 7``, ``score = 7.5``, ``PQ - 8`` (label, then ``:``/``=``/``-``, number),
+1. a JSON object anywhere in the text (also inside a ```json fence, or nested in another object): its
+   ``"score"`` / ``"scores"`` value (a number or a list of numbers), else its numeric values of keys such
+   as ``"SC"``, ``"PQ"``, ``"semantic_consistency"``, ``"perceptual_quality"``, ``"success"``,
+   ``"overediting"``. Objects are read by a real JSON decoder, so braces inside strings do not confuse it;
+2. labelled values: ``SC: 7``, ``score = 7.5``, ``PQ - 8`` (label, then ``:``/``=``/``-``, number),
    with an optional ``/10`` after the number;
+3. a bracketed list of numbers: ``[7, 8]`` (not a reference such as ``Image [1]``);
 4. fractions ``7/10`` (or ``/5``, ``/100``: rescaled to 0-10);
 5. an answer that is nothing but numbers and separators (``"7"``, ``"7, 8"``).
 
 Numbers outside ``[0, scale]`` make the answer unparseable (a 12 on a 0-10 scale is not a score).
-Unparseable answers give ``ParsedScores(None, reason)``; the caller keeps the raw text.
+Unparseable answers give ``ParsedScores(None, reason)``; the caller keeps the raw text. Parsing is
+linear in the answer's length: at most :data:`MAX_JSON_STARTS` objects are tried and only the first
+:data:`MAX_ANSWER_CHARS` characters are read.
 """
 
 from __future__ import annotations
@@ -30,6 +33,13 @@ _BRACKET = re.compile(r"\[\s*(" + _NUMBER + r"(?:\s*,\s*" + _NUMBER + r")*)\s*\]
 _LABELLED = re.compile(r"\b(" + "|".join(_LABELS) + r")\b\s*(?:score)?\s*[:=\-]\s*(" + _NUMBER + r")(\s*/\s*10\b)?",
                        re.IGNORECASE)
 _FRACTION = re.compile(r"(" + _NUMBER + r")\s*/\s*(5|10|100)\b")
+_REFERENCE = re.compile(r"(?:image|img|picture|figure|fig\.?|photo|source|edited|step|turn|ref|reference)\s*$",
+                        re.IGNORECASE)
+_DECODER = json.JSONDecoder()
+#: the most ``{`` positions a JSON object is tried at (a long answer of braces stays linear)
+MAX_JSON_STARTS = 256
+#: the longest answer read; judges answer in a few hundred characters
+MAX_ANSWER_CHARS = 65_536
 _ONLY_NUMBERS = re.compile(r"^[\s\[\]\(\),;]*" + _NUMBER + r"(?:[\s\[\]\(\),;]+" + _NUMBER + r")*[\s\[\]\(\),;.]*$")
 
 
@@ -42,26 +52,43 @@ class ParsedScores:
     method: str | None = None
 
 
+def _nested(obj):
+    """``obj`` and every dict nested in its values, outermost first."""
+    queue = [obj]
+    while queue:
+        current = queue.pop(0)
+        yield current
+        for value in current.values():
+            if isinstance(value, dict):
+                queue.append(value)
+            elif isinstance(value, list):
+                queue.extend(v for v in value if isinstance(v, dict))
+
+
 def _json_objects(text: str):
+    """Every JSON object in ``text`` (fenced blocks first), decoded by ``json``: strings may hold braces."""
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    tries = 0
     for candidate in candidates:
         start = candidate.find("{")
-        while start != -1:
-            depth = 0
-            for end in range(start, len(candidate)):
-                if candidate[end] == "{":
-                    depth += 1
-                elif candidate[end] == "}":
-                    depth -= 1
-                    if depth == 0:
-                        try:
-                            obj = json.loads(candidate[start:end + 1])
-                        except (ValueError, RecursionError):
-                            break
-                        if isinstance(obj, dict):
-                            yield obj
-                        break
-            start = candidate.find("{", start + 1)
+        while start != -1 and tries < MAX_JSON_STARTS:
+            tries += 1
+            try:
+                obj, end = _DECODER.raw_decode(candidate, start)
+            except (ValueError, RecursionError):
+                start = candidate.find("{", start + 1)
+                continue
+            if isinstance(obj, dict):
+                yield from _nested(obj)
+            start = candidate.find("{", end)
+
+
+def _bracket_lists(text: str) -> list[float] | None:
+    for match in _BRACKET.finditer(text):
+        if _REFERENCE.search(text[max(0, match.start() - 16):match.start()]):
+            continue  # "Image [1]": a reference, not a score
+        return [float(x) for x in re.findall(_NUMBER, match.group(1))]
+    return None
 
 
 def _numbers(value) -> list[float] | None:
@@ -100,13 +127,13 @@ def parse_scores(text: object, scale: float = 10.0) -> ParsedScores:
     """Scores in ``[0, scale]`` found in ``text`` (see the module docstring for the accepted forms)."""
     if not isinstance(text, str) or not text.strip():
         return ParsedScores(None, "empty answer" if isinstance(text, str) else f"answer is {type(text).__name__}")
+    text = text[:MAX_ANSWER_CHARS]
     found: list[float] | None = None
     method = None
     attempts = (
         ("json", lambda: _from_json(text)),
-        ("list", lambda: next(([float(x) for x in re.findall(_NUMBER, m.group(1))] for m in _BRACKET.finditer(text)),
-                              None)),
         ("labelled", lambda: [float(m.group(2)) for m in _LABELLED.finditer(text)] or None),
+        ("list", lambda: _bracket_lists(text)),
         ("fraction", lambda: [float(m.group(1)) * 10.0 / float(m.group(2)) * (scale / 10.0)
                               for m in _FRACTION.finditer(text)] or None),
         ("numbers", lambda: [float(x) for x in re.findall(_NUMBER, text)] if _ONLY_NUMBERS.match(text) else None),

@@ -366,3 +366,60 @@ def test_transformers_judge_parses_generated_answer(tiny_vlm, images):
     results = judge.score([make_item(source, near), make_item(source, far), make_item(source, near, "x")], "sc")
     assert [r.score for r in results] == [3.0, 3.0, 3.0]
     assert all(r.raw == '{"score": [7, 3]}' and r.subscores == (7.0, 3.0) for r in results)
+
+
+# ---------------------------------------------------------------------- issue 12, item 8: the score parser
+@pytest.mark.parametrize("answer, values", [
+    ("Image [1] is the source and image [2] the edit. SC: 9", (9.0,)),
+    ('{"reasoning": "the } brace and a { too", "score": 8}', (8.0,)),
+    ('Here: {"result": {"score": [6, 7]}}', (6.0, 7.0)),
+    ('```json\n{"reasoning": "closing } inside", "SC": 5, "PQ": 9}\n```', (5.0, 9.0)),
+    ("Scores: [7, 8]", (7.0, 8.0)),
+    ("figure [3] looks fine; overall 7/10", (7.0,)),
+])
+def test_parse_scores_reads_what_the_judge_meant(answer, values):
+    assert parse_scores(answer).values == values
+
+
+def test_parse_scores_is_linear_on_a_flood_of_braces():
+    import time
+
+    for flood in ("{" * 8000, '{"a": ' * 8000, "{" * 8000 + '{"score": 4}'):
+        start = time.perf_counter()
+        parse_scores(flood + " SC: 6")
+        assert time.perf_counter() - start < 0.5, flood[:12]
+    assert parse_scores("{" * 8000 + " SC: 6").values == (6.0,)
+
+
+from hypothesis import given  # noqa: E402 - the property tests of this section
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(st.text(alphabet=st.sampled_from(list('{}[]":,0123456789 .-/SCPQscore\n')) | st.characters(), max_size=300),
+       st.sampled_from([5.0, 10.0, 100.0]))
+def test_parse_scores_never_raises_and_stays_in_range(answer, scale):
+    parsed = parse_scores(answer, scale)
+    if parsed.values is None:
+        assert parsed.reason
+    else:
+        assert parsed.values and all(0.0 <= v <= scale for v in parsed.values)
+
+
+def test_a_cached_score_outside_the_range_is_not_served(tmp_path, images):
+    from mira_env.rewards.judge.core import JudgeResult, request_key
+    from mira_env.rewards.judge.core import JudgeRequest as Request
+
+    source, near, _ = images
+    item = make_item(source, near)
+    key = request_key(Request("sc", item.edited, item.source, item.instruction), "scripted")
+    path = tmp_path / "judge.jsonl"
+    rows = [{"key": key, "score": 42.0, "subscores": [42, 42], "raw": "[42, 42]", "reason": None},
+            {"key": "other", "score": float("nan"), "subscores": [], "raw": None, "reason": None}, "not a row"]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{torn\n")
+    cache = JudgeCache(path=path)
+    assert len(cache) == 0 and cache.rejected == 4
+    backend = ScriptedBackend({"sc": "[5, 7]", "pq": "[8, 8]"})
+    (result,) = VLMJudge(backend, cache).score([item], "sc")
+    assert result.score == 5.0 and not result.cached and len(backend.seen) == 1  # judged again, not served 42
+    cache._items[key] = JudgeResult(11.0, (11.0,), "11")  # a bad in-memory entry is refused too
+    assert cache.get(key) is None and cache.rejected == 5
