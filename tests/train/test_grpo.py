@@ -43,7 +43,8 @@ class EditAndBrightnessReward:
         return outputs
 
 
-def _grpo(policy_dir, output_dir, editor, *, max_steps, resume=None, hook=None):
+def _grpo(policy_dir, output_dir, editor, *, max_steps, resume=None, hook=None, callbacks=None,
+          max_completion_length=1024):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from mira_env.train.grpo import build_dataset, resolve, train_grpo
@@ -62,12 +63,15 @@ def _grpo(policy_dir, output_dir, editor, *, max_steps, resume=None, hook=None):
         model.model.visual.register_forward_pre_hook(visual, with_kwargs=True)
     model_args, env_args, config = resolve({
         "model": str(policy_dir), "output_dir": str(output_dir), "max_steps": max_steps, "num_generations": 4,
-        "per_device_train_batch_size": 4, "max_tool_calling_iterations": 2, "max_completion_length": 1024,
+        "per_device_train_batch_size": 4, "max_tool_calling_iterations": 2,
+        "max_completion_length": max_completion_length,
         "temperature": 1.0, "learning_rate": 1e-3, "save_steps": 1, "logging_steps": 1, "seed": 0,
         "tasks": "custom", "reward": "composite", "system_prompt": "", "resume": resume})
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     torch.manual_seed(0)
-    return train_grpo(model_args, env_args, config, env=env, dataset=dataset, model=model, processor=processor), before
+    result = train_grpo(model_args, env_args, config, env=env, dataset=dataset, model=model, processor=processor,
+                        callbacks=callbacks)
+    return result, before
 
 
 def _contains(haystack: torch.Tensor, needle: torch.Tensor) -> bool:
@@ -140,10 +144,43 @@ def test_rewards_components_and_episode_stats_are_logged(grpo_run):
     assert (Path(out) / "checkpoint-1").is_dir()
 
 
-def test_grpo_resumes_a_stopped_run(grpo_run, sft_run):
-    _, _, _, _, out = grpo_run
-    result, _ = _grpo(Path(out) / "checkpoint-1", out, StampEditor(), max_steps=2, resume="auto")
+def test_grpo_resumes_the_checkpoints_weights_from_the_base_path(grpo_run, sft_run):
+    """Resume from the run's BASE policy (the SFT folder), never the checkpoint: the first new step starts from
+    checkpoint-1's weights."""
+    from tests.train.conftest import FirstStepWeights, checkpoint_weights
+
+    sft, _, _ = sft_run
+    _, before, _, _, out = grpo_run
+    probe = FirstStepWeights()
+    result, _ = _grpo(sft.output_dir, out, StampEditor(), max_steps=2, resume="auto", callbacks=[probe])
+    saved = checkpoint_weights(Path(out) / "checkpoint-1")
+    assert probe.step == 1 and all(torch.equal(probe.weights[k], saved[k]) for k in saved)
+    assert any(not torch.equal(saved[k], before[k]) for k in saved)  # checkpoint-1 is not the start
     assert result.trainer.state.global_step == 2
     steps = [entry["step"] for entry in result.trainer.state.log_history if "loss" in entry]
     assert steps == [1, 2]  # step 1 restored from checkpoint-1, step 2 trained now
     assert (Path(out) / "checkpoint-2").is_dir()
+
+
+def test_grpo_starts_from_the_real_qwen2_5_vl_template(tiny_path, tmp_path, caplog):
+    """A Qwen2.5-VL checkpoint with the REAL Qwen2.5-VL template (no tools: GRPOTrainer used to refuse it) trains;
+    the family's template is applied, logged and saved into every checkpoint with the policy record."""
+    import json
+    import logging
+
+    from transformers import AutoProcessor
+    from trl.chat_template_utils import supports_tool_calling
+
+    from mira_env.agents.families import FAMILIES
+
+    family = FAMILIES["qwen2_5_vl"]
+    assert AutoProcessor.from_pretrained(tiny_path).chat_template == family.upstream_chat_template()
+    assert not supports_tool_calling(AutoProcessor.from_pretrained(tiny_path))
+    with caplog.at_level(logging.WARNING, logger="mira_env.agents.families"):
+        result, _ = _grpo(tiny_path, tmp_path, StampEditor(), max_steps=1, max_completion_length=16)
+    assert "using the qwen2_5_vl family's template" in caplog.text
+    assert result.trainer.state.global_step == 1
+    for folder in (tmp_path, tmp_path / "checkpoint-1"):
+        assert AutoProcessor.from_pretrained(folder).chat_template == family.chat_template()
+        assert json.loads((folder / "mira_policy.json").read_text()) == {
+            "conversation": "multi_turn", "edit_budget": 2, "system_prompt": ""}
