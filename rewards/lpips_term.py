@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 from mira_env.reward_api import RewardInput
 
-from mira_env.rewards.base import RewardTerm
+from mira_env.rewards.base import RewardTerm, Scores
 from mira_env.rewards.devices import resolve_device
 from mira_env.rewards.errors import RewardConfigError, describe, missing_extra
 from mira_env.rewards.images import match_size, rgb
@@ -79,6 +79,10 @@ def load_lpips(net: str = "alex", device: str | None = "auto", random_backbone: 
         return _CACHE[key]
 
 
+#: the smallest image side LPIPS scores (its backbones pool a 1x1 input away and fail)
+MIN_SIDE = 16
+
+
 class LpipsDistance(RewardTerm):
     """LPIPS distance of the edited image to the source (see the module docstring)."""
 
@@ -117,28 +121,47 @@ class LpipsDistance(RewardTerm):
         to = lambda im: np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1.0  # noqa: E731
         return to(source), to(edited)
 
-    def _score(self, items: Sequence[RewardInput]) -> list[float]:
+    def _score(self, items: Sequence[RewardInput]) -> Scores:
+        """Distances per item; an item LPIPS cannot score (smaller than :data:`MIN_SIDE` pixels, or a chunk
+        whose model call failed) gets None with the reason, and the other items keep their scores."""
         import numpy as np
         import torch
 
         model = self.model
         device = next(model.parameters()).device
-        pairs = [self._pair(item) for item in items]
-        out: list[float] = [0.0] * len(items)
+        values: list[float | None] = [None] * len(items)
+        reasons: list[str | None] = [None] * len(items)
+        pairs: list[tuple | None] = []
+        for index, item in enumerate(items):
+            size = rgb(item.source).size
+            if min(size) < MIN_SIDE:
+                reasons[index] = (f"source image is {size[0]}x{size[1]}: LPIPS needs at least {MIN_SIDE}x{MIN_SIDE} "
+                                  f"pixels")
+                pairs.append(None)
+            else:
+                pairs.append(self._pair(item))
         # batch items of equal size together (LPIPS needs equally shaped tensors in one call)
         groups: dict[tuple, list[int]] = {}
-        for index, (src, _) in enumerate(pairs):
-            groups.setdefault(src.shape, []).append(index)
+        for index, pair in enumerate(pairs):
+            if pair is not None:
+                groups.setdefault(pair[0].shape, []).append(index)
         with torch.no_grad():
             for indices in groups.values():
                 for start in range(0, len(indices), self.batch_size):
                     chunk = indices[start:start + self.batch_size]
-                    src = torch.from_numpy(np.stack([pairs[i][0] for i in chunk])).to(device)
-                    edt = torch.from_numpy(np.stack([pairs[i][1] for i in chunk])).to(device)
-                    values = model(src, edt).flatten().float().cpu().tolist()
-                    for i, value in zip(chunk, values):
-                        out[i] = max(0.0, value)
-        return out
+                    try:
+                        src = torch.from_numpy(np.stack([pairs[i][0] for i in chunk])).to(device)
+                        edt = torch.from_numpy(np.stack([pairs[i][1] for i in chunk])).to(device)
+                        scores = model(src, edt).flatten().float().cpu().tolist()
+                    except Exception as exc:  # noqa: BLE001 - this chunk only; recorded per item
+                        from mira_env.redact import error_text
+
+                        for i in chunk:
+                            reasons[i] = f"LPIPS failed: {error_text(exc)}"
+                        continue
+                    for i, value in zip(chunk, scores):
+                        values[i] = max(0.0, value)
+        return Scores(values, reasons)
 
     def __repr__(self) -> str:
         return f"LpipsDistance(name={self.name!r}, net={self.net!r}, random_backbone={self.random_backbone})"

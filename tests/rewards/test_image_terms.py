@@ -132,3 +132,17 @@ def test_lpips_bad_arguments(kwargs, message):
     with pytest.raises(RewardConfigError) as info:
         LpipsDistance(**kwargs)
     assert str(info.value) == message
+
+
+def test_lpips_a_tiny_item_is_unscored_and_the_rest_of_its_batch_keeps_scores(lpips_home, images):
+    """Issue 12, item 11: one 1x1 item used to make every item of its batch None."""
+    from PIL import Image
+
+    source, near, far = images
+    dot = Image.new("RGB", (1, 1), "red")
+    term = LpipsDistance("squeeze", device="cpu", torch_home=lpips_home)
+    alone = term.score([make_item(source, near), make_item(source, far)])
+    mixed = term.score([make_item(source, near), make_item(dot, dot), make_item(source, far)])
+    assert mixed[0] == pytest.approx(alone[0]) and mixed[2] == pytest.approx(alone[1])
+    assert mixed[1] is None
+    assert mixed.reasons[1] == "source image is 1x1: LPIPS needs at least 16x16 pixels"

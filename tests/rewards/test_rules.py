@@ -69,3 +69,26 @@ def test_count_terms_check_max_steps():
 ])
 def test_default_format_is_the_action_parser(text):
     assert FormatReward().matches(text) is parse_action(text).ok
+
+
+from hypothesis import given  # noqa: E402 - the property test of this section
+from hypothesis import strategies as st  # noqa: E402
+
+_PIECES = ["<edit>", "</edit>", "<EDIT>", "</Edit>", "<think>", "</think>", "<THINK>", "<STOP>", "<stop>", "<Stop>",
+           "add a hat", " ", "\n", "把猫变红", "\x00", "café"]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=8).map("".join))
+def test_the_format_term_accepts_exactly_what_parse_action_accepts(text):
+    from mira_env.actions import parse_action
+    from mira_env.rewards.rules import FormatReward
+
+    assert FormatReward().matches(text) == parse_action(text).ok
+
+
+def test_tags_in_another_case_are_malformed():
+    from mira_env.rewards.rules import FormatReward
+
+    term = FormatReward()
+    assert [term.matches(t) for t in ("<edit>x</edit>", "<EDIT>x</EDIT>", "<Edit>x</edit>", "<stop>")] == \
+        [True, False, False, True]
