@@ -7,7 +7,9 @@ keyword arguments; the shared settings (``config.clip``, ``config.lpips``, ``con
 Built-in names: ``clip_t``, ``clip_dir``, ``clip_i`` (:mod:`mira_env.rewards.clip`), ``lpips``
 (:mod:`mira_env.rewards.lpips_term`), ``l1``, ``l2`` (:mod:`mira_env.rewards.pixel`), ``judge_sc``, ``judge_pq``,
 ``judge_overall`` (:mod:`mira_env.rewards.judge`), ``format``, ``step_cost``, ``invalid_action``
-(:mod:`mira_env.rewards.rules`), ``oracle``, ``oracle_progress`` (:mod:`mira_env.rewards.oracle`). Add your own with :func:`register_term`.
+(:mod:`mira_env.rewards.rules`), ``oracle``, ``oracle_progress`` (:mod:`mira_env.rewards.oracle`), ``arniqa``,
+``topiq`` (:mod:`mira_env.rewards.iqa`, the ``iqa`` extra), ``target_l1``, ``target_l2``, ``target_clip_i``
+(:mod:`mira_env.rewards.target`: against the task's ground-truth target). Add your own with :func:`register_term`.
 """
 
 from __future__ import annotations
@@ -106,6 +108,32 @@ def _judge(aspect: str) -> Factory:
     return factory
 
 
+def _pixel_target(power: int) -> Factory:
+    def factory(spec, config, context):
+        from mira_env.rewards.target import TargetPixelDistance
+
+        return TargetPixelDistance(power=power, name=spec.alias or spec.name, **spec.params)
+    return factory
+
+
+def _clip_target(spec, config, context):
+    from mira_env.rewards.target import TargetClipImage
+
+    kwargs = dict(model_name=config.clip.model_name, pretrained=config.clip.pretrained, device=config.device,
+                  precision=config.clip.precision, batch_size=config.clip.batch_size)
+    kwargs.update(spec.params)
+    return TargetClipImage(name=spec.alias or spec.name, **kwargs)
+
+
+def _iqa(term: str) -> Factory:
+    def factory(spec, config, context):
+        from mira_env.rewards.iqa import IQA_TERMS, PyiqaQuality
+
+        kwargs = {"metric": IQA_TERMS[term], "device": config.device, **spec.params}
+        return PyiqaQuality(name=spec.alias or spec.name, **kwargs)
+    return factory
+
+
 def _simple(module: str, cls_name: str) -> Factory:
     def factory(spec, config, context):
         import importlib
@@ -130,6 +158,11 @@ TERMS: dict[str, Factory] = {
     "invalid_action": _simple("mira_env.rewards.rules", "InvalidActionPenalty"),
     "oracle": _simple("mira_env.rewards.oracle", "OracleReward"),
     "oracle_progress": _simple("mira_env.rewards.oracle", "OracleProgress"),
+    "target_l1": _pixel_target(1),
+    "target_l2": _pixel_target(2),
+    "target_clip_i": _clip_target,
+    "arniqa": _iqa("arniqa"),
+    "topiq": _iqa("topiq"),
 }
 
 
