@@ -46,3 +46,49 @@ def test_subcommand_help_shows_its_own_arguments(capsys):
         main(["export", "--help"])
     assert exit_info.value.code == 0
     assert "--out" in capsys.readouterr().out
+
+
+def test_train_help_lists_sft_and_grpo(capsys):
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: mira train <subcommand> [options]")
+    assert "\n  sft " in out and "\n  grpo " in out
+    assert main(["train"]) == 2  # no subcommand: the same list, as an error
+    assert "grpo" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind, line", [
+    ("config", "mira probe: error: num_tasks=0 (type int) must be a positive int"),
+    ("value", "mira probe: error: learning_rate=-1.0 must be positive; pass --learning_rate 1e-5"),
+    ("missing", 'mira probe: error: the \'diffusers\' package is not installed; install it with: '
+                'pip install "mira-env[editors]"'),
+    ("chained", "mira probe: error: the judge endpoint failed <- caused by: ConnectionError: server echoed key *** "
+                "second line"),
+    ("bug", "mira probe: error: unsupported operand type(s) for +: 'int' and 'str'"),
+])
+def test_every_cli_error_is_one_redacted_line_with_status_2(monkeypatch, capsys, kind, line):
+    from mira_env.redact import clear_secrets
+
+    monkeypatch.setitem(SUBCOMMANDS, "probe", ("tests._cli_probe", "a failing probe"))
+    try:
+        assert main(["probe", "--fail", kind]) == 2
+    finally:
+        clear_secrets()
+    captured = capsys.readouterr()
+    assert captured.err == line + "\n" and captured.out == ""
+
+
+def test_argparse_errors_keep_its_usage_line_and_status_2(monkeypatch, capsys):
+    monkeypatch.setitem(SUBCOMMANDS, "probe", ("tests._cli_probe", "a failing probe"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["probe", "--fail", "nope"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("usage: mira probe") and err[-1].startswith("mira probe: error: argument --fail")
+
+
+def test_mira_debug_reraises(monkeypatch):
+    monkeypatch.setitem(SUBCOMMANDS, "probe", ("tests._cli_probe", "a failing probe"))
+    monkeypatch.setenv("MIRA_DEBUG", "1")
+    with pytest.raises(TypeError):
+        main(["probe", "--fail", "bug"])
