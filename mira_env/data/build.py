@@ -230,20 +230,23 @@ def build_records(sessions: Sequence[EditingSession], config: BuildConfig, *, ra
             if session.id in done:
                 summary.sessions_resumed += 1
                 row = done[session.id]
-                if row["status"] == "kept":
-                    summary.sessions_kept += 1
-                    summary.records_written += row.get("records", 0)
-                else:
-                    dropped[row["reason_kind"]] += 1
             else:
-                row = _build_one(session, config, out, ranker, paraphraser, leakage, seen_keys, summary,
-                                 candidates_dropped, paraphrase_counts)
-                if row["status"] == "kept":
-                    summary.sessions_kept += 1
-                    summary.records_written += row["records"]
-                else:
-                    dropped[row["reason_kind"]] += 1
+                stats = _Stats()
+                row = _build_one(session, config, out, ranker, paraphraser, leakage, seen_keys, stats)
+                row.update(stats.to_json())
                 _append_state(out, row)
+            # the summary is made from the state rows, so a resumed build reports the whole build
+            if row["status"] == "kept":
+                summary.sessions_kept += 1
+                summary.records_written += row.get("records", 0)
+            else:
+                dropped[row["reason_kind"]] += 1
+                if row["reason_kind"] == "leak":
+                    summary.leaks.append({"session": session.id, "reason": row["reason"]})
+            candidates_dropped.update(row.get("candidates_dropped", {}))
+            paraphrase_counts.update(row.get("paraphrases", {}))
+            summary.candidates_scored += row.get("candidates_scored", 0)
+            summary.candidates_kept += row.get("candidates_kept", 0)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(kept=summary.sessions_kept, dropped=sum(dropped.values()))
@@ -257,13 +260,26 @@ def build_records(sessions: Sequence[EditingSession], config: BuildConfig, *, ra
     return summary
 
 
+@dataclass
+class _Stats:
+    """What one session's build counted (stored in its state line)."""
+
+    candidates_dropped: Counter = field(default_factory=Counter)
+    paraphrases: Counter = field(default_factory=Counter)
+    candidates_scored: int = 0
+    candidates_kept: int = 0
+
+    def to_json(self) -> dict:
+        return {"candidates_dropped": dict(self.candidates_dropped), "paraphrases": dict(self.paraphrases),
+                "candidates_scored": self.candidates_scored, "candidates_kept": self.candidates_kept}
+
+
 def _drop(session: EditingSession, kind: str, reason: str, key: str | None = None) -> dict:
     return {"session": session.id, "status": "dropped", "reason_kind": kind, "reason": reason, "key": key}
 
 
 def _build_one(session: EditingSession, config: BuildConfig, out: Path, ranker: Ranker | None, paraphraser: Any,
-               leakage: Any, seen_keys: dict[str, str], summary: BuildSummary, candidates_dropped: Counter,
-               paraphrase_counts: Counter) -> dict:
+               leakage: Any, seen_keys: dict[str, str], stats: _Stats) -> dict:
     turns = len(session.turns)
     if turns < config.min_turns:
         return _drop(session, "too_few_turns", f"{turns} turn(s) < min_turns={config.min_turns}")
@@ -284,14 +300,13 @@ def _build_one(session: EditingSession, config: BuildConfig, out: Path, ranker: 
             images = [step.load(f"session {session.id!r} candidate {candidate.name!r} step {i + 1}")
                       for i, step in enumerate(candidate.steps)]
         except TaskError:
-            candidates_dropped["unreadable_image"] += 1
+            stats.candidates_dropped["unreadable_image"] += 1
             continue
         loaded.append(RankItem(session, candidate, ordered, source, images))
     if leakage is not None:
         turn_images = next((item.images for item in loaded if item.candidate.name == REFERENCE), [])
         why = leakage.check(session, [source, *turn_images])
         if why is not None:
-            summary.leaks.append({"session": session.id, "reason": why})
             if config.on_leak == "error":
                 raise BuildError(f"session {session.id!r} leaks into the evaluation set: {why}; remove it from the "
                                  "sessions or pass --on-leak drop")
@@ -306,34 +321,34 @@ def _build_one(session: EditingSession, config: BuildConfig, out: Path, ranker: 
             return _drop(session, "unranked", f"{len(loaded)} candidate(s) and no reference trajectory: configure a "
                          "reward (--reward) to rank them", key)
         if len(loaded) > 1:
-            candidates_dropped["not_ranked"] += len(loaded) - 1
+            stats.candidates_dropped["not_ranked"] += len(loaded) - 1
         kept = [(reference[0], None)]
     else:
         scores = ranker.score(loaded)
         if len(scores) != len(loaded):
             raise BuildError(f"ranker {ranker.name!r} returned {len(scores)} scores for {len(loaded)} candidates")
-        summary.candidates_scored += len(loaded)
+        stats.candidates_scored += len(loaded)
         scored = []
         for item, (value, _reason) in zip(loaded, scores):
             if value is None:
-                candidates_dropped["unscored"] += 1
+                stats.candidates_dropped["unscored"] += 1
             elif config.min_score is not None and value < config.min_score:
-                candidates_dropped["below_min_score"] += 1
+                stats.candidates_dropped["below_min_score"] += 1
             else:
                 scored.append((item, float(value)))
         scored.sort(key=lambda pair: -pair[1])  # stable: ties keep the reference (listed first) first
         if len(scored) > config.top_k:
-            candidates_dropped["below_top_k"] += len(scored) - config.top_k
+            stats.candidates_dropped["below_top_k"] += len(scored) - config.top_k
         kept = scored[: config.top_k]
         if not kept:
             reasons = "; ".join(f"{item.candidate.name}: {r or f'score {v}'}" for item, (v, r) in zip(loaded, scores))
             return _drop(session, "no_candidate_kept", f"no candidate passed the ranking ({reasons})", key)
-    summary.candidates_kept += len(kept)
+    stats.candidates_kept += len(kept)
     records = []
     for rank, (item, score) in enumerate(kept, start=1):
         shared: dict | None = None  # the first order's written images, reused by the other orders
         for order in config.orders:
-            record = _record(item, order, rank, score, key, config, ranker, paraphraser, paraphrase_counts, shared)
+            record = _record(item, order, rank, score, key, config, ranker, paraphraser, stats.paraphrases, shared)
             if shared is None:
                 shared = record_to_json(record, out)
                 record = _with_paths(record, shared)

@@ -59,8 +59,10 @@ def test_resume_skips_finished_sessions_and_repairs_a_killed_one(tmp_path, sessi
     config = BuildConfig(out=str(out), orders=("ordered", "shuffled"), progress=False)
     build_records(sessions, config)
     before = (out / "records.jsonl").read_text()
+    first = json.loads((out / SUMMARY_FILE).read_text())
     again = build_records(sessions, config)
     assert again.sessions_resumed == 2 and again.records_written == 4
+    assert {**again.to_json(), "sessions_resumed": 0} == first  # a resumed build reports the whole build
     assert (out / "records.jsonl").read_text() == before
     # a kill after session 30's records but before its state line: the rebuild drops and rewrites them
     state = (out / STATE_FILE).read_text().splitlines()
