@@ -11,6 +11,9 @@ from mira_env.tasks.images import DEFAULT_MAX_PIXELS
 
 T = TypeVar("T")
 REWARD_MODES = ("terminal", "every_step", "delta")
+#: upper bounds that catch absurd values before they exhaust memory (a typo of --size 25600)
+LIMITS = {"height": 8192, "width": 8192, "max_steps": 10_000, "max_instruction_length": 1_000_000,
+          "max_task_instruction_length": 1_000_000}
 ON_EDITOR_ERROR = ("continue", "truncate")
 
 
@@ -48,6 +51,8 @@ class EditEnvConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name}={describe(value)} must be a positive int")
+            if name in LIMITS and value > LIMITS[name]:
+                raise ConfigError(f"{name}={value} is over the limit of {LIMITS[name]}; pass a smaller value")
         if self.reward_mode not in REWARD_MODES:
             raise choice_error("reward_mode", self.reward_mode, REWARD_MODES)
         if self.on_editor_error not in ON_EDITOR_ERROR:

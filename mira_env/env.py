@@ -27,6 +27,7 @@ from mira_env.actions import first_control_character
 from mira_env.config import EditEnvConfig
 from mira_env.editors.base import STATE_KEY, Editor, edit_status
 from mira_env.errors import ActionError, ConfigError, TaskError, describe
+from mira_env.redact import error_text
 from mira_env.reward_api import RewardFunction, RewardInput, RewardOutput
 from mira_env.tasks.images import image_strip, to_array
 from mira_env.tasks.loaders import resolve_tasks
@@ -142,7 +143,7 @@ def execute_edits(editor: Editor, plans: Sequence[StepPlan], reject_blank: Seque
         outputs = editor.edit(images, texts, seeds)
         error = None
     except Exception as exc:  # noqa: BLE001 - editor failures are data, see module docstring
-        outputs, error = None, f"{type(exc).__name__}: {exc}"
+        outputs, error = None, error_text(exc)  # redacted, with its cause chain
     latency = (time.perf_counter() - start) / len(todo)
     if error is None and (not isinstance(outputs, (list, tuple)) or len(outputs) != len(todo)):
         count = len(outputs) if isinstance(outputs, (list, tuple)) else describe(outputs)
@@ -187,7 +188,7 @@ def score_batch(reward: RewardFunction | None, plans: Sequence[StepPlan]) -> lis
         if len(outputs) != len(inputs):
             raise ValueError(f"reward returned {len(outputs)} outputs for {len(inputs)} inputs")
     except Exception as exc:  # noqa: BLE001 - recorded per item
-        message = f"{type(exc).__name__}: {exc}"
+        message = error_text(exc)  # redacted, with its cause chain
         outputs = [RewardOutput(None, {}, {"reward": message}) for _ in inputs]
     elapsed = (time.perf_counter() - start) / len(wanted)
     for index, output in zip(wanted, outputs):

@@ -31,6 +31,10 @@ SIZE_FRACTION = {"small": 0.45, "medium": 0.7, "large": 0.95}
 _SUPERSAMPLE = 4
 
 
+#: the largest side of a shapes-world image (an absurd resolution is refused before it is rendered)
+MAX_RESOLUTION = 8192
+
+
 def resolution_hw(resolution: int | tuple[int, int]) -> tuple[int, int]:
     """``(height, width)`` from an int (square) or a pair; :class:`ConfigError` below 3x3 pixels."""
     if isinstance(resolution, (int,)) and not isinstance(resolution, bool):
@@ -42,6 +46,9 @@ def resolution_hw(resolution: int | tuple[int, int]) -> tuple[int, int]:
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= GRID * 4 for v in pair):
         raise ConfigError(f"resolution={describe(resolution)} must be at least {GRID * 4} pixels per side "
                           f"(a {GRID}x{GRID} grid of cells of 4 pixels or more)")
+    if max(pair) > MAX_RESOLUTION:
+        raise ConfigError(f"resolution={describe(resolution)} is over {MAX_RESOLUTION} pixels per side; "
+                          f"pass a smaller resolution")
     return int(pair[0]), int(pair[1])
 
 

@@ -380,3 +380,17 @@ def test_delta_mode_pays_nothing_for_an_unscored_step():
     assert info2["reward_scored"] is False and r2 == 0.0 and info2["reward_errors"]["brightness"] == "judge down"
     _, r3, _, _, info3 = env.step("three")
     assert r3 == pytest.approx(info3["reward_total"] - first)  # the change since the last SCORED step
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"height": 100_000}, "height=100000 is over the limit of 8192; pass a smaller value"),
+    ({"max_steps": 10**9}, "max_steps=1000000000 is over the limit of 10000; pass a smaller value"),
+])
+def test_absurd_sizes_are_refused_before_they_cost_memory(kwargs, message):
+    with pytest.raises(ConfigError, match=f"^{message}$"):
+        make_env(**kwargs)
+
+
+def test_an_absurd_shapes_resolution_is_refused():
+    with pytest.raises(ConfigError, match=r"resolution=100000 \(type int\) is over 8192 pixels per side"):
+        gym.make("mira/Shapes-v0", resolution=100_000)
