@@ -94,7 +94,8 @@ def select(manifest: Mapping[str, Any] | str, paths: Mapping[str, str | os.PathL
         ranked = sorted(tasks, key=lambda task: rank_key(data["seed"], name, task.id))
         if len(ranked) < source["count"] and not allow_fewer:
             raise TaskError(f"{name} at {str(paths[name])!r} has {len(ranked)} tasks, fewer than the manifest's "
-                            f"{source['count']}; use the full release, or allow_fewer=True for a smoke run")
+                            f"{source['count']}; use the full release, or allow fewer (--allow-fewer, "
+                            "allow_fewer=True) for a smoke run")
         chosen.extend(ranked[: source["count"]])
     return TaskList(chosen)
 
