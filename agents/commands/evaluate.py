@@ -434,18 +434,20 @@ def _evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[s
         tasks = [venv.tasks[i] for i in indices]
         write_task_index(out, tasks, size=(venv.config.height, venv.config.width))
         run_dir = out / "editors" / slug(label)
-        store = EpisodeStore(run_dir)
         write_task_index(run_dir, tasks, size=(venv.config.height, venv.config.width))
         jobs = plan_groups(venv.tasks, config, indices)
-        for name, agent in agents.items():
-            try:
-                run_agents(venv, {name: agent}, jobs, config, store, desc=f"{name} x {label}")
-            except (MiraError, ValueError) as exc:
-                notes.append(f"{name} x {label} stopped: {type(exc).__name__}: {exc}")
+        with EpisodeStore(run_dir) as store:
+            for name, agent in agents.items():
+                try:
+                    run_agents(venv, {name: agent}, jobs, config, store, desc=f"{name} x {label}")
+                except Exception as exc:  # noqa: BLE001 - one agent's failure (a dead endpoint) is a note
+                    from mira_env.redact import error_text
+
+                    notes.append(f"{name} x {label} stopped: {error_text(exc)}")
+            stored = store.records()
         task_ids = {task.id for task in tasks}
-        records = [r for r in store.records() if r["agent"] in agents and r["task_id"] in task_ids]
+        records = [r for r in stored if r["agent"] in agents and r["task_id"] in task_ids]
         records_by_editor[label] = records
-        store.close()
         write_run_report(run_dir, records, title=f"mira eval: {label}")
         for name in agents:
             mine = [r for r in records if r["agent"] == name]
