@@ -15,6 +15,9 @@ wherever an editor spec does: ``EditEnv(editor=...)``, ``mira run`` / ``mira eva
   environment records it for that item and carries on). Edits are pure functions of (image, instruction,
   seed, settings), so a retried chunk can never apply an edit twice: each item gets exactly one result.
 - ``strict=True`` raises the first item error instead.
+- Images travel as ``image_encoding="raw"`` RGB bytes by default (lossless and ~10 ms per 1024^2 image; PNG
+  costs ~0.1-0.5 s of CPU per 1024^2 photo on each side, but is 5-100x smaller: use ``"png"`` over slow links).
+  Chunks are also kept under the server's ``max_request_bytes``.
 - The auth token comes from ``token`` or the environment variable ``token_env`` (``MIRA_EDITOR_TOKEN``)
   and is never shown in errors, logs or ``repr``.
 """
@@ -62,14 +65,17 @@ class RemoteEditor:
         backoff_s, max_backoff_s: retry back-off.
         deadline_s: bound on one chunk's request with its retries (default from the other settings).
         strict: raise on any failed item instead of returning per-item errors.
+        image_encoding: ``"raw"`` (default) or ``"png"`` (see the module docstring).
     """
 
     def __init__(self, url: str | Sequence[str], *, timeout_s: float = 600.0, max_retries: int = 3,
                  concurrency: int = 4, chunk_size: int | None = None, token: str | None = None,
                  token_env: str | None = DEFAULT_TOKEN_ENV, settings: dict | None = None, backoff_s: float = 0.5,
                  max_backoff_s: float = 10.0, deadline_s: float | None = None, strict: bool = False,
-                 info_timeout_s: float = 30.0) -> None:
+                 info_timeout_s: float = 30.0, image_encoding: str = "raw") -> None:
+        from mira_env.editors.state import IMAGE_ENCODINGS
         from mira_env.http import HTTPClient
+        from mira_env.serve.protocol import minor
 
         self.urls = parse_urls(url)
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
@@ -79,6 +85,9 @@ class RemoteEditor:
             raise ConfigError(f"RemoteEditor chunk_size={describe(chunk_size)} must be a positive int or None")
         if settings is not None and not isinstance(settings, dict):
             raise ConfigError(f"RemoteEditor settings={describe(settings)} must be a dict")
+        if image_encoding not in IMAGE_ENCODINGS:
+            raise ConfigError(f"RemoteEditor image_encoding={describe(image_encoding)} is not one of "
+                              f"{list(IMAGE_ENCODINGS)}")
         if token is None and token_env:
             token = os.environ.get(token_env) or None
         self.concurrency, self.strict = concurrency, bool(strict)
@@ -90,6 +99,9 @@ class RemoteEditor:
         limits = self.server_info.get("limits") or {}
         server_max = int(limits.get("max_items") or 64)
         self.chunk_size = min(chunk_size or server_max, server_max)
+        self.max_request_bytes = int(limits.get("max_request_bytes") or 256 * 1024 * 1024)
+        # a server older than API 1.1 knows PNG only
+        self.image_encoding = image_encoding if minor(self.server_info.get("api_version", "1.0")) >= 1 else "png"
         editor = self.server_info.get("editor") or {}
         resolution = editor.get("resolution")
         self.info = EditorInfo(name=f"remote:{editor.get('name', 'editor')}",
@@ -134,7 +146,7 @@ class RemoteEditor:
         if count == 0:
             return []
         merged = {**self.settings, **settings}
-        chunks = self._chunks(count)
+        chunks = self._chunks(count, max(image.width * image.height for image in images))
         outputs: list[Any] = [None] * count
 
         def run(position: int, bounds: tuple[int, int]) -> None:
@@ -154,8 +166,11 @@ class RemoteEditor:
             raise failed[0]
         return outputs
 
-    def _chunks(self, count: int) -> list[tuple[int, int]]:
-        pieces = max(math.ceil(count / self.chunk_size), min(count, self.concurrency))
+    def _chunks(self, count: int, max_pixels: int) -> list[tuple[int, int]]:
+        per_image = max_pixels * 4 + 1024  # base64 of RGB bytes (PNG is smaller): an upper bound per item
+        by_bytes = max(1, int(self.max_request_bytes * 0.9) // per_image)
+        size_cap = min(self.chunk_size, by_bytes)
+        pieces = max(math.ceil(count / size_cap), min(count, self.concurrency))
         size = math.ceil(count / pieces)
         return [(lo, min(lo + size, count)) for lo in range(0, count, size)]
 
@@ -163,7 +178,7 @@ class RemoteEditor:
         from mira_env.http import HTTPError
         from mira_env.serve.protocol import EDIT_PATH, decode_results, encode_request
 
-        body = encode_request(images, instructions, seeds, settings)
+        body = encode_request(images, instructions, seeds, settings, self.image_encoding)
         last = ""
         order = [(position + k) % len(self.urls) for k in range(len(self.urls))]
         for attempt, index in enumerate(order):

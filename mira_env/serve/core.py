@@ -133,7 +133,7 @@ class EditService:
             chunk = [items[i] for i in indices]
             for index, output in zip(indices, self._edit_group(chunk)):
                 outputs[index] = output
-        return [encode_result(output) for output in outputs]
+        return [encode_result(output, item.encoding) for output, item in zip(outputs, items)]
 
     def _edit_group(self, chunk: list[EditItem]) -> list[Any]:
         images = [item.image for item in chunk]

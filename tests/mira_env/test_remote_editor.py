@@ -51,9 +51,10 @@ def shapes_service():
         yield running
 
 
-def test_remote_edit_is_pixel_exact_with_state_and_status(shapes_service):
+@pytest.mark.parametrize("encoding", ["raw", "png"])
+def test_remote_edit_is_pixel_exact_with_state_and_status(shapes_service, encoding):
     images, texts, seeds = shapes_batch(6)
-    remote = RemoteEditor(shapes_service.url, concurrency=3)
+    remote = RemoteEditor(shapes_service.url, concurrency=3, image_encoding=encoding)
     local = ShapesEditor()
     expected = local.edit(images, texts, seeds)
     got = remote.edit(images, texts, seeds)
@@ -63,6 +64,22 @@ def test_remote_edit_is_pixel_exact_with_state_and_status(shapes_service):
     assert all(same(a, b) for a, b in zip(again, local.edit(expected, texts, seeds)))
     assert remote.info.name == "remote:shapes" and remote.info.deterministic
     assert remote.requests == 6  # two calls x 3 chunks
+
+
+def test_raw_payload_round_trip_and_errors():
+    from mira_env.editors.state import from_payload, to_payload
+
+    images, _, _ = shapes_batch(1)
+    payload = to_payload(images[0], "raw")
+    assert set(payload) == {"raw_base64", "width", "height", "state"} and payload["width"] == 64
+    back = from_payload(payload)
+    assert np.array_equal(np.asarray(back), np.asarray(images[0])) and back.info[STATE_KEY] == images[0].info[STATE_KEY]
+    with pytest.raises(EditorError, match="raw image payload holds 12288 bytes; 64x32 RGB needs 6144"):
+        from_payload({**payload, "height": 32})
+    with pytest.raises(EditorError, match="over the limit of 100 pixels"):
+        from_payload(payload, max_pixels=100)
+    with pytest.raises(EditorError, match="image encoding 'jpeg' is not one of"):
+        to_payload(images[0], "jpeg")
 
 
 def test_batch_split_into_concurrent_chunks(shapes_service):
@@ -126,7 +143,7 @@ def test_incompatible_or_missing_server():
     from mira_env.serve.threaded import ThreadedServer
 
     with ThreadedServer(lambda *a: (200, {"service": "mira-editor", "api_version": "2.0"})) as server:
-        with pytest.raises(EditorError, match="speaks editor API 2.0, this client speaks 1.0"):
+        with pytest.raises(EditorError, match="speaks editor API 2.0, this client speaks 1.1"):
             RemoteEditor(server.url)
     with ThreadedServer(lambda *a: (200, {"hello": "world"})) as server:
         with pytest.raises(EditorError, match="is not a mira editor service"):
