@@ -33,7 +33,7 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from PIL import Image
 
@@ -45,18 +45,29 @@ from mira_env.tasks.images import load_image, normalize_image
 REFERENCE = "reference"
 
 
+#: A deferred image: called when the image is needed (parquet cells are read this way, not held in memory).
+ImageLoader = Callable[[], Image.Image]
+
+
 @dataclass
 class SessionStep:
-    """One turn: the atomic instruction and the image after it (in memory, or a path under ``root``)."""
+    """One turn: the atomic instruction and the image after it (in memory, a path under ``root``, or a loader)."""
 
     instruction: str
     image: Image.Image | None = None
     image_path: str | None = None
     root: str | None = None
+    image_loader: ImageLoader | None = None
+
+    @property
+    def has_image(self) -> bool:
+        return self.image is not None or self.image_path is not None or self.image_loader is not None
 
     def load(self, what: str = "step") -> Image.Image:
         if self.image is not None:
             return normalize_image(self.image, record=what)
+        if self.image_loader is not None:
+            return normalize_image(self.image_loader(), record=what)
         if self.image_path is None:
             raise TaskError(f"{what}: no image and no image path")
         return load_image(self.image_path, record=what, root=self.root)
@@ -82,11 +93,12 @@ class EditingSession:
     root: str | None = None
     candidates: list[Candidate] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    source_loader: ImageLoader | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id.strip():
             raise TaskError(f"session id must be a non-empty string, got {describe(self.id)}")
-        if self.source_image is None and self.source_path is None:
+        if self.source_image is None and self.source_path is None and self.source_loader is None:
             raise TaskError(f"session {self.id!r} has no source image")
         if not self.turns:
             raise TaskError(f"session {self.id!r} has no turns")
@@ -103,12 +115,13 @@ class EditingSession:
         what = f"session {self.id!r} (source image)"
         if self.source_image is not None:
             return normalize_image(self.source_image, record=what)
+        if self.source_loader is not None:
+            return normalize_image(self.source_loader(), record=what)
         return load_image(self.source_path, record=what, root=self.root)
 
     def all_candidates(self) -> list[Candidate]:
         """The reference trajectory (the session's own turn images, when every turn has one) and the others."""
-        own = [Candidate(REFERENCE, list(self.turns), "session")] if all(
-            turn.image is not None or turn.image_path is not None for turn in self.turns) else []
+        own = [Candidate(REFERENCE, list(self.turns), "session")] if all(turn.has_image for turn in self.turns) else []
         return own + list(self.candidates)
 
 
@@ -154,7 +167,8 @@ def sessions_from_turn_rows(rows: Iterable[tuple[str, Mapping[str, Any]]], *, ro
                             source_name: str = "magicbrush") -> list[EditingSession]:
     """Group MagicBrush-shaped turn rows ``(where, row)`` into sessions by ``img_id``, ordered by ``turn_index``.
 
-    Image fields may be paths (relative to ``root``) or PIL images (the hub parquet). Turn indices of
+    Image fields may be paths (relative to ``root``), PIL images, or loaders (callables returning one: the
+    hub parquet's cells, read when needed). Turn indices of
     a session must be distinct; the session's source is the first turn's ``source_img``.
     """
     grouped: dict[str, list[tuple[int, str, Mapping[str, Any]]]] = defaultdict(list)
@@ -178,16 +192,22 @@ def sessions_from_turn_rows(rows: Iterable[tuple[str, Mapping[str, Any]]], *, ro
             raise TaskError(f"session {img_id!r}: turn_index values {indices} repeat ({turns[0][1]}); "
                             "each turn of a session needs its own index")
 
-        def ref(value: Any) -> tuple[Image.Image | None, str | None]:
-            return (value, None) if isinstance(value, Image.Image) else (None, str(value))
+        def ref(value: Any) -> dict[str, Any]:
+            if isinstance(value, Image.Image):
+                return {"image": value}
+            if callable(value):
+                return {"loader": value}
+            return {"path": str(value)}
 
-        source, source_path = ref(turns[0][2]["source_img"])
+        source = ref(turns[0][2]["source_img"])
         steps = []
         for _, _, row in turns:
-            image, path = ref(row["target_img"])
-            steps.append(SessionStep(str(row["instruction"]), image=image, image_path=path, root=root))
-        sessions.append(EditingSession(id=img_id, turns=steps, source_image=source, source_path=source_path,
-                                       root=root, metadata={"source": source_name, "turn_index": indices}))
+            target = ref(row["target_img"])
+            steps.append(SessionStep(str(row["instruction"]), image=target.get("image"), image_path=target.get("path"),
+                                     root=root, image_loader=target.get("loader")))
+        sessions.append(EditingSession(id=img_id, turns=steps, source_image=source.get("image"),
+                                       source_path=source.get("path"), source_loader=source.get("loader"), root=root,
+                                       metadata={"source": source_name, "turn_index": indices}))
     return sessions
 
 

@@ -400,7 +400,7 @@ def _record(item: RankItem, order: str, rank: int, score: float | None, key: str
     target_image, target_path = None, None
     if candidate.name == REFERENCE:
         target_path = f"images/{record_id}/step_{len(steps)}.png"
-    elif session.turns[-1].image is not None or session.turns[-1].image_path is not None:
+    elif session.turns[-1].has_image:
         try:
             target_image = session.turns[-1].load(f"session {session.id!r} last turn image")
         except TaskError as exc:

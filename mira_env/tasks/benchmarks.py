@@ -29,6 +29,7 @@ memory and decode when a task loads its image.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -77,6 +78,41 @@ def read_parquet_rows(path: str | os.PathLike, split: str | None) -> list[tuple[
         for index, row in enumerate(pq.read_table(file).to_pylist()):
             rows.append((f"{file.name}[{index}]", row))
     return rows
+
+
+@functools.lru_cache(maxsize=4)
+def row_group_column(file: str, group: int, column: str) -> list:
+    """One column of one row group of a parquet file, as Python values (the last few are cached)."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(file).read_row_group(group, columns=[column]).column(column).to_pylist()
+
+
+def read_parquet_rows_lazily(path: str | os.PathLike, split: str | None, image_columns: Sequence[str]
+                             ) -> list[tuple[str, dict]]:
+    """Like :func:`read_parquet_rows`, but the ``image_columns`` are NOT read: each cell is a loader that
+    reads its row group's column when called (the last few are cached), so a large split (MagicBrush
+    train is about 10 GB of images) is never held in memory."""
+    import pyarrow.parquet as pq
+
+    rows = []
+    for file in parquet_files(path, split):
+        handle = pq.ParquetFile(file)
+        names = [n for n in handle.schema_arrow.names if n not in image_columns]
+        offset = 0
+        for group in range(handle.num_row_groups):
+            for index, row in enumerate(handle.read_row_group(group, columns=names).to_pylist()):
+                where = f"{file.name}[{offset + index}]"
+                for column in image_columns:
+                    if column in handle.schema_arrow.names:
+                        row[column] = functools.partial(_lazy_cell, str(file), group, index, column, where)
+                rows.append((where, row))
+            offset += handle.metadata.row_group(group).num_rows
+    return rows
+
+
+def _lazy_cell(file: str, group: int, index: int, column: str, where: str) -> Image.Image:
+    return parquet_image(row_group_column(file, group, column)[index], where, column)
 
 
 def parquet_image(value: Any, where: str, column: str) -> Image.Image:
@@ -159,11 +195,9 @@ def magicbrush_sessions(path: str | os.PathLike, split: str | None = None) -> li
     if not parquet_files(location, None, quiet=True):
         raise TaskError(f"{str(location)!r} is neither a MagicBrush JSON release folder (edit_sessions.json + "
                         "images/) nor a MagicBrush parquet file or folder")
-    rows = []
-    for where, row in read_parquet_rows(location, split):
+    rows = read_parquet_rows_lazily(location, split, ("source_img", "target_img", "mask_img"))
+    for where, row in rows:
         _require(row, ("img_id", "turn_index", "source_img", "instruction", "target_img"), where, "MagicBrush")
-        rows.append((where, {**row, "source_img": parquet_image(row["source_img"], where, "source_img"),
-                             "target_img": parquet_image(row["target_img"], where, "target_img")}))
     return sessions_from_turn_rows(rows, root=None)
 
 
@@ -179,20 +213,23 @@ def load_magicbrush(path: str | os.PathLike, split: str | None = None, mode: str
     tasks = []
     for session in magicbrush_sessions(path, split):
         meta = {"benchmark": "magicbrush", "img_id": session.id, "num_turns": len(session.turns)}
+        # parquet cells: the loader gives a lazily decoded image (its PNG bytes only, until used)
+        source = session.source_image or (session.source_loader() if session.source_loader else None)
+        targets = [turn.image or (turn.image_loader() if turn.image_loader else None) for turn in session.turns]
         last = session.turns[-1]
         if mode == "multi_turn":
             tasks.append(Task(id=f"magicbrush-{session.id}", instruction=_merged(session.instructions),
-                              image=session.source_image, image_path=session.source_path, root=session.root,
-                              target_image=last.image, target_path=last.image_path,
+                              image=source, image_path=session.source_path, root=session.root,
+                              target_image=targets[-1], target_path=last.image_path,
                               atomic_instructions=tuple(session.instructions), metadata=meta))
             continue
-        previous_image, previous_path = session.source_image, session.source_path
+        previous_image, previous_path = source, session.source_path
         for number, turn in enumerate(session.turns, start=1):
             tasks.append(Task(id=f"magicbrush-{session.id}-t{number}", instruction=session.instructions[number - 1],
                               image=previous_image, image_path=previous_path, root=session.root,
-                              target_image=turn.image, target_path=turn.image_path,
+                              target_image=targets[number - 1], target_path=turn.image_path,
                               metadata={**meta, "turn": number}))
-            previous_image, previous_path = turn.image, turn.image_path
+            previous_image, previous_path = targets[number - 1], turn.image_path
     return _task_list(tasks, path, "MagicBrush")
 
 

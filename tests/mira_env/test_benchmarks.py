@@ -59,6 +59,17 @@ def test_magicbrush_hub_parquet_orders_turns(hub):
     assert sessions["30"].metadata["turn_index"] == [1, 2]  # rows come last-turn first in the file
 
 
+def test_magicbrush_hub_parquet_images_are_read_when_needed(hub):
+    from mira_env.tasks import benchmarks
+
+    benchmarks.row_group_column.cache_clear()
+    session = {s.id: s for s in magicbrush_sessions(hub, split="dev")}["30"]
+    assert benchmarks.row_group_column.cache_info().misses == 0  # no image column read yet
+    assert session.source_image is None and session.source_loader is not None
+    assert fx.tag(session.load_source()) == 10 and [fx.tag(t.load()) for t in session.turns] == [11, 12]
+    assert benchmarks.row_group_column.cache_info().misses == 2  # one read per image column of the row group
+
+
 def test_magicbrush_hub_parquet_unknown_split(hub):
     with pytest.raises(TaskError, match=r"no parquet files for split 'test' under .*; splits found: \['dev'\]"):
         load_magicbrush(hub, split="test")

@@ -240,3 +240,13 @@ def test_manifest_selection_is_seeded_and_materialises(tmp_path):
         select({**manifest, "sources": [{**manifest["sources"][0], "count": 5}]}, {"magicbrush": release})
     with pytest.raises(TaskError, match=r"manifest 'tiny' needs a local copy of 'magicbrush': pass magicbrush=PATH"):
         select(manifest, {})
+
+
+def test_records_from_the_magicbrush_hub_parquet(tmp_path):
+    pytest.importorskip("datasets")
+    hub = fx.write_magicbrush_parquet(tmp_path / "hub", split="train")
+    out = tmp_path / "out"
+    summary = build_records(load_sessions(hub, split="train"), BuildConfig(out=str(out), progress=False))
+    assert summary.records_written == 2
+    record = next(r for r in read_records(out) if r.metadata["session_id"] == "30")
+    assert fx.tag(record.load_source()) == 10 and [fx.tag(record.load_step_image(i)) for i in range(2)] == [11, 12]
