@@ -241,18 +241,17 @@ def load_compbench(path: str | os.PathLike, split: str = "train", tasks: Sequenc
     """CompBench from its hub parquet. ``split="train"``: one task per row; ``split="multi_turn"``: the
     ``turn1_<kind>`` / ``turn2_<kind>`` rows of one image merged into one two-turn task (C = both
     instructions in order, target = the turn-2 output). ``tasks`` keeps only those CompBench task names."""
-    rows = read_parquet_rows(path, split)
+    rows = read_parquet_rows_lazily(path, split, ("input_image", "edited_image", "mask"))  # masks are never read
     for where, row in rows:
         _require(row, COMPBENCH_COLUMNS, where, "CompBench")
     wanted = None if tasks is None else set(tasks)
     out = []
     if split != "multi_turn":
-        for where, row in rows:
+        for _where, row in rows:
             if wanted is not None and row["task"] not in wanted:
                 continue
             out.append(Task(id=f"compbench-{row['task']}-{row['image_path']}", instruction=str(row["instruction"]),
-                            image=parquet_image(row["input_image"], where, "input_image"),
-                            target_image=parquet_image(row["edited_image"], where, "edited_image"),
+                            image=row["input_image"](), target_image=row["edited_image"](),
                             metadata={"benchmark": "compbench", "task": row["task"], "image_path": row["image_path"],
                                       "caption": row.get("caption")}))
         return _task_list(out, path, "CompBench")
@@ -269,12 +268,10 @@ def load_compbench(path: str | os.PathLike, split: str = "train", tasks: Sequenc
         numbers = sorted(turns)
         if numbers != list(range(1, len(numbers) + 1)):
             raise TaskError(f"CompBench {task_name} {name!r}: turns {numbers} are not 1..n")
-        first_where, first = turns[1]
-        last_where, last = turns[numbers[-1]]
+        first, last = turns[1][1], turns[numbers[-1]][1]
         instructions = [str(turns[n][1]["instruction"]) for n in numbers]
         out.append(Task(id=f"compbench-{task_name}-{name}", instruction=_merged(instructions),
-                        image=parquet_image(first["input_image"], first_where, "input_image"),
-                        target_image=parquet_image(last["edited_image"], last_where, "edited_image"),
+                        image=first["input_image"](), target_image=last["edited_image"](),
                         atomic_instructions=tuple(instructions),
                         metadata={"benchmark": "compbench", "task": task_name, "image_path": name,
                                   "num_turns": len(numbers)}))
@@ -293,13 +290,13 @@ def load_gedit_bench(path: str | os.PathLike, language: str = "en", split: str =
         raise TaskError(f"language={describe(language)} is not one of {list(GEDIT_LANGUAGES)}")
     column = "input_image_raw" if raw_input else "input_image"
     out = []
-    for where, row in read_parquet_rows(path, split):
+    for where, row in read_parquet_rows_lazily(path, split, ("input_image", "input_image_raw")):
         _require(row, ("key", "task_type", "instruction", "instruction_language", column), where, "GEdit-Bench")
         if row["instruction_language"] != language:
             continue
         intersection = row.get("Intersection_exist", row.get("intersection_exist"))
         out.append(Task(id=f"gedit-{language}-{row['key']}", instruction=str(row["instruction"]),
-                        image=parquet_image(row[column], where, column),
+                        image=row[column](),
                         metadata={"benchmark": "gedit", "key": row["key"], "task_type": row["task_type"],
                                   "language": language, "intersection_exist": intersection}))
     return _task_list(out, path, f"GEdit-Bench ({language})")
