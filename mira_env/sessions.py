@@ -290,3 +290,29 @@ def attach_episode_candidates(sessions: Sequence[EditingSession], run_dir: str |
                                                                root=str(folder)) for s in steps], f"run:{folder}"))
         counts["attached"] += 1
     return counts
+
+
+def write_session_tasks(sessions: Sequence[EditingSession], folder: str | os.PathLike) -> Path:
+    """The sessions as a task file for ``mira run --task-file`` (to re-execute them with an editor).
+
+    One task per session, ``id`` = the session id (so :func:`attach_episode_candidates` matches the
+    episodes back), C = the turns merged in order, ``atomic_instructions`` = the turns, target = the
+    last turn's image. Writes ``folder/tasks.jsonl`` and ``folder/images/``; returns the JSONL path.
+    """
+    from mira_env.data.merge import merge_ordered
+
+    base = Path(folder)
+    (base / "images").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for number, session in enumerate(sessions):
+        row: dict[str, Any] = {"id": session.id, "instruction": merge_ordered(session.instructions),
+                               "image": f"images/{number:06d}_source.png",
+                               "atomic_instructions": session.instructions}
+        session.load_source().save(base / row["image"], format="PNG")
+        if session.turns[-1].has_image:
+            row["target"] = f"images/{number:06d}_target.png"
+            session.turns[-1].load(f"session {session.id!r} last turn").save(base / row["target"], format="PNG")
+        lines.append(json.dumps(row, ensure_ascii=False))
+    path = base / "tasks.jsonl"
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path

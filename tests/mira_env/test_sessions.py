@@ -132,3 +132,15 @@ def test_merge_errors():
         merge(["a"], "random")
     with pytest.raises(ConfigError, match=r"turn\(s\) \[1\] are empty; every turn needs an instruction"):
         merge(["a", " . "])
+
+
+def test_sessions_as_a_task_file_for_re_execution(tmp_path):
+    from mira_env.sessions import write_session_tasks
+    from mira_env.tasks import load_jsonl
+
+    sessions = load_sessions(fx.magicbrush_turn_rows_file(tmp_path / "mb"))
+    tasks = load_jsonl(write_session_tasks(sessions, tmp_path / "tasks"))
+    task = tasks.get("30")
+    assert task.instruction == "Add a red hat to the dog, then make the sky pink."
+    assert task.atomic_instructions == ("Add a red hat to the dog.", "make the sky pink")
+    assert fx.tag(task.load_source()) == 10 and fx.tag(task.load_target()) == 12
