@@ -203,19 +203,34 @@ def _step_caption(step: Mapping[str, Any]) -> str:
     return f"{step.get('t')}. {text}" + "".join(f"<br>{e}" for e in extra)
 
 
-def _uri(run_dir: Path, relative: str | None) -> str | None:
-    if not relative:
+def _inside(run_dir: Path, relative: Any) -> Path | None:
+    """``run_dir / relative`` when it is a file inside the run folder; None otherwise (a record edited to point
+    at ``../../secret`` never gets another file into the report)."""
+    from mira_env.runs import RunFolderError, inside
+
+    if not relative or not isinstance(relative, str):
         return None
-    path = run_dir / relative
-    return data_uri(path) if path.is_file() else None
+    try:
+        path = inside(run_dir, relative)
+    except (RunFolderError, OSError, ValueError):
+        return None
+    return path if path.is_file() else None
+
+
+def _uri(run_dir: Path, relative: str | None) -> str | None:
+    path = _inside(run_dir, relative)
+    return data_uri(path) if path is not None else None
 
 
 def _strip_frames(run_dir: Path, record: Mapping[str, Any]) -> list[str] | None:
     """Frames cut out of the episode strip (when per-step images were not written)."""
-    strip = (record.get("images") or {}).get("strip")
-    if not strip or not (run_dir / strip).is_file():
+    path = _inside(run_dir, (record.get("images") or {}).get("strip"))
+    if path is None:
         return None
-    array = np.asarray(Image.open(run_dir / strip).convert("RGB"))
+    try:
+        array = np.asarray(Image.open(path).convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
     count = len(record.get("steps", [])) + 1
     width = (array.shape[1] - 2 * (count - 1)) // count
     return [array_data_uri(array[:, i * (width + 2): i * (width + 2) + width]) for i in range(count)]

@@ -143,3 +143,16 @@ def test_long_runs_show_a_limited_number_of_episode_cards_with_a_note(tmp_path):
     assert "showing the first 1 of 4 episodes; every episode is in episodes.jsonl and strips/" in text
     full = write_run_report(run, records, max_episodes_per_agent=None).read_text(encoding="utf-8")
     assert full.count('class="episode"') == 4
+
+
+def test_a_record_pointing_outside_the_run_folder_embeds_nothing(tmp_path):
+    """Issue 12, item 10: paths read from episodes.jsonl are checked before the report reads them."""
+    run, records = small_run(tmp_path)
+    secret = tmp_path / "private.png"
+    Image.new("RGB", (5, 7), (1, 2, 3)).save(secret)
+    record = dict(records[0], images={"source": "../private.png", "strip": "../private.png"},
+                  steps=[dict(s, image="../private.png") for s in records[0]["steps"]])
+    text = write_run_report(run, [record], title="tampered").read_text(encoding="utf-8")
+    import base64
+
+    assert base64.b64encode(secret.read_bytes()).decode("ascii") not in text
