@@ -32,7 +32,7 @@ class EditEnvConfig:
     stop_token: str = field(default=STOP, metadata={
         "help": "Action that ends the episode (compared case-insensitively after stripping)."})
     invalid_action_penalty: float = field(default=-0.1, metadata={
-        "help": "Reward added at a step whose action is empty, whitespace, non-printable or over-long."})
+        "help": "Reward added at a step whose action is empty, whitespace, holds a control character or is over-long."})
     editor_error_penalty: float = field(default=0.0, metadata={
         "help": "Reward added at a step whose edit failed (exception, blank or malformed output)."})
     on_editor_error: str = field(default="continue", metadata={

@@ -8,7 +8,7 @@
 - ``step_cost``: the number of executed edits, ``len(trajectory)``. A COST (higher = more steps):
   give it a negative weight. Range ``[0, max_steps]`` (``max_steps`` is only used for normalisation).
 - ``invalid_action``: the number of invalid actions (``RewardInput.invalid_actions``: empty,
-  non-printable, over-long). A COST: give it a negative weight. Range ``[0, max_steps]``.
+  a control character, over-long). A COST: give it a negative weight. Range ``[0, max_steps]``.
 """
 
 from __future__ import annotations
