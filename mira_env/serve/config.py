@@ -29,7 +29,8 @@ class ServiceConfig:
     batch_wait_ms: float = field(default=10.0, metadata={
         "help": "How long a replica waits for more items before running a partial batch (batch_wait_timeout_s)."})
     max_ongoing_requests: int = field(default=64, metadata={
-        "help": "Requests queued per replica before Serve applies back-pressure (at least max_batch)."})
+        "help": "HTTP requests one replica holds at once (each may carry many edits); the Serve router sends "
+                "others elsewhere. A small value (the client's chunks per replica) balances replicas best."})
     host: str = field(default="127.0.0.1", metadata={
         "help": "Address to bind. 127.0.0.1 (default) serves this machine only; 0.0.0.0 serves the network (set "
                 "a token)."})
@@ -41,6 +42,9 @@ class ServiceConfig:
                 "'Authorization: Bearer <token>'. Empty = no auth."})
     max_request_mb: float = field(default=256.0, metadata={"help": "Largest request body, in MiB (413 above)."})
     app_name: str = field(default="mira-editor", metadata={"help": "Ray Serve application name."})
+    route_prefix: str = field(default="/", metadata={
+        "help": "URL prefix of the application (Ray): two services on one Ray cluster share its HTTP port, so give "
+                "the second its own prefix (e.g. '/judge'; clients then use http://host:port/judge)."})
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -57,9 +61,8 @@ class ServiceConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ConfigError(f"{name}={describe(value)} must be a number > 0")
-        if self.max_ongoing_requests < self.max_batch:
-            raise ConfigError(f"max_ongoing_requests={self.max_ongoing_requests} is below max_batch={self.max_batch}: "
-                              "a replica could never fill a batch; raise max_ongoing_requests")
+        if not isinstance(self.route_prefix, str) or not self.route_prefix.startswith("/"):
+            raise ConfigError(f"route_prefix={describe(self.route_prefix)} must start with '/' (e.g. '/' or '/judge')")
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ConfigError(f"port={describe(self.port)} must be an int in [0, 65535]")
         if self.port == 0 and self.backend == "ray":

@@ -19,6 +19,13 @@ from typing import Any
 from mira_env.serve.config import ServeConfig
 
 
+def strip_prefix(path: str, prefix: str) -> str:
+    """``path`` without the application's route prefix (Serve passes the full path)."""
+    if prefix not in ("", "/") and (path == prefix or path.startswith(prefix.rstrip("/") + "/")):
+        return path[len(prefix.rstrip("/")):] or "/"
+    return path
+
+
 def editor_app(config: ServeConfig, token: str | None = None) -> Any:
     """The bound Serve application (``serve.run(editor_app(config))``) for ``config``."""
     try:
@@ -45,6 +52,7 @@ def editor_app(config: ServeConfig, token: str | None = None) -> Any:
             self.service = EditService(editor, cfg.limits, auth_token, cfg.batching())
             self.edit_item.set_max_batch_size(cfg.max_batch)
             self.edit_item.set_batch_wait_timeout_s(cfg.batch_wait_ms / 1000.0)
+            self.prefix = cfg.route_prefix
 
         @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
         async def edit_item(self, items: list) -> list[dict]:
@@ -54,7 +62,7 @@ def editor_app(config: ServeConfig, token: str | None = None) -> Any:
         async def __call__(self, request: Request) -> JSONResponse:
             from mira_env.serve.protocol import API_VERSION, EDIT_PATH, RequestError
 
-            path, method = request.url.path, request.method
+            path, method = strip_prefix(request.url.path, self.prefix), request.method
             headers = {key.lower(): value for key, value in request.headers.items()}
             if path == EDIT_PATH and method == "POST":
                 try:
@@ -79,4 +87,4 @@ def editor_app(config: ServeConfig, token: str | None = None) -> Any:
     return EditorDeployment.bind(dataclasses.asdict(config), token)
 
 
-__all__ = ["editor_app"]
+__all__ = ["editor_app", "strip_prefix"]

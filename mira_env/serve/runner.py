@@ -79,9 +79,9 @@ def start_ray_app(app: Any, config: ServeConfig, health_timeout_s: float = 300.0
                  configure_logging=True, logging_level="warning")
         started_ray = True
     serve.start(http_options={"host": config.host, "port": config.port})
-    serve.run(app, name=config.app_name, route_prefix="/")
+    serve.run(app, name=config.app_name, route_prefix=config.route_prefix)
     host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
-    url = f"http://{host}:{config.port}"
+    url = f"http://{host}:{config.port}" + config.route_prefix.rstrip("/")
     wait_until_healthy(url, health_timeout_s)
 
     def stop() -> None:

@@ -224,6 +224,8 @@ def judge_app(config: JudgeServeConfig, token: str | None = None) -> Any:
     from starlette.requests import Request
     from starlette.responses import JSONResponse
 
+    from mira_env.serve.ray_app import strip_prefix
+
     @serve.deployment(name="judge", num_replicas=config.replicas,
                       ray_actor_options={"num_cpus": float(config.cpus_per_replica),
                                          "num_gpus": float(config.gpus_per_replica)},
@@ -234,6 +236,7 @@ def judge_app(config: JudgeServeConfig, token: str | None = None) -> Any:
             self.service = JudgeService(cfg.build_judge(), cfg, auth_token)
             self.judge_one.set_max_batch_size(cfg.max_batch)
             self.judge_one.set_batch_wait_timeout_s(cfg.batch_wait_ms / 1000.0)
+            self.prefix = cfg.route_prefix
 
         @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
         async def judge_one(self, conversations: list) -> list[dict]:
@@ -241,7 +244,7 @@ def judge_app(config: JudgeServeConfig, token: str | None = None) -> Any:
 
         async def __call__(self, request: Request) -> JSONResponse:
             headers = {key.lower(): value for key, value in request.headers.items()}
-            path, method = request.url.path, request.method
+            path, method = strip_prefix(request.url.path, self.prefix), request.method
             if path == "/v1/chat/completions" and method == "POST":
                 try:
                     check_bearer(headers.get("authorization"), self.service.token)

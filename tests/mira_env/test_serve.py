@@ -102,6 +102,27 @@ def test_dynamic_batch_is_split_by_image_size(ray_service):
     assert sorted((size, sizes) for _, size, sizes in made) == [(2, "32x32"), (2, "64x64")]
 
 
+def test_second_service_under_a_route_prefix_on_the_same_cluster(ray_service):
+    from ray import serve
+
+    from mira_env.serve.ray_app import editor_app, strip_prefix
+
+    running, _ = ray_service
+    config = ServeConfig(editor="identity", backend="ray", port=PORT, cpus_per_replica=0.25, token_env=None,
+                         app_name="second", route_prefix="/second")
+    serve.run(editor_app(config), name="second", route_prefix="/second")
+    try:
+        images, texts, seeds = shapes_batch(2)
+        second = RemoteEditor(f"http://127.0.0.1:{PORT}/second", token_env=None)
+        assert second.info.name == "remote:identity"
+        assert all(same(a, b) for a, b in zip(second.edit(images, texts, seeds), images))
+        assert RemoteEditor(running.url, token=TOKEN).info.name == "remote:shapes"  # the first app is untouched
+    finally:
+        serve.delete("second")
+    assert [strip_prefix(p, "/second") for p in ("/second/info", "/second", "/secondary/info", "/info")] == \
+        ["/info", "/", "/secondary/info", "/info"]
+
+
 def test_replica_killed_mid_batch_is_retried_without_losing_or_repeating_edits(ray_service):
     import ray
 
@@ -139,7 +160,7 @@ def test_sigterm_stops_the_command_cleanly():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"port": 0}, "port=0 (any free port) works with backend='threaded' only; give Ray a port"),
-    ({"max_batch": 16, "max_ongoing_requests": 8}, "max_ongoing_requests=8 is below max_batch=16"),
+    ({"route_prefix": "judge"}, "route_prefix='judge' (type str) must start with '/'"),
     ({"host": "my-laptop"}, "host='my-laptop' (type str) must be an IP address such as 127.0.0.1 or 0.0.0.0"),
     ({"editor": "remote:http://x:1"}, "a service cannot serve a remote editor"),
     ({"backend": "k8s"}, "backend='k8s' (type str) is not one of ['ray', 'threaded']"),
