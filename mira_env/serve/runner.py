@@ -75,7 +75,8 @@ def start_ray_app(app: Any, config: ServeConfig, health_timeout_s: float = 300.0
                           "threaded)") from None
     started_ray = False
     if not ray.is_initialized():
-        ray.init(address=config.address, include_dashboard=False, log_to_driver=False,
+        # no address: a NEW local instance ("local"), never silently joining the last `ray start` cluster
+        ray.init(address=config.address or "local", include_dashboard=False, log_to_driver=False,
                  configure_logging=True, logging_level="warning")
         started_ray = True
     serve.start(http_options={"host": config.host, "port": config.port})
