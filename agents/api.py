@@ -9,23 +9,23 @@ multi-turn conversation's tool turns travel as user messages with the same conte
 (:func:`mira_env.agents.prompt.tool_turns_as_user`); the ``edit`` tool's schema is not sent (the answers are plain
 ``<edit>X</edit>`` text, which the server needs no tool parser for).
 
-- Requests run in a thread pool of ``concurrency`` workers over one ``httpx.Client``.
-- 429, 5xx, timeouts and connection errors are retried up to ``max_retries`` times with exponential
-  backoff (``backoff_s * 2**attempt``, capped at ``max_backoff_s``; a numeric ``Retry-After``
-  header is honoured within the cap). Other 4xx answers fail at once.
-- The API key is read from the environment variable NAMED by ``api_key_env`` at request time. Its
-  value is never stored on the agent, never logged and is redacted from every error message.
+- Requests run in a thread pool of ``concurrency`` workers over ONE :class:`mira_env.http.HTTPClient` (the shared
+  HTTP client of mira-env: httpx with retries, a total deadline, bounded bodies, redacted errors).
+- 408, 409, 425, 429, 5xx, timeouts and connection errors are retried up to ``max_retries`` times with exponential
+  backoff (``backoff_s * 2**attempt``, capped at ``max_backoff_s``; a ``Retry-After`` header is honoured within
+  the cap). Other 4xx answers fail at once.
+- The API key is read from the environment variable NAMED by ``api_key_env`` when the client is built (first
+  request). Its value is registered as a secret with :mod:`mira_env.redact`: it is never stored on the agent
+  config, never logged and is redacted from every error message.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-import logging
 import math
 import os
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -38,7 +38,6 @@ from mira_env.agents.prompt import (CONVERSATIONS, DEFAULT_EDIT_BUDGET, EpisodeC
 from mira_env.config import merge_config
 from mira_env.errors import ConfigError, MiraError, describe
 
-logger = logging.getLogger(__name__)
 
 _RETRY_STATUS = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
 _ON_ERROR = ("raise", "empty")
@@ -180,11 +179,11 @@ class APIAgent:
                               f"export {self.config.api_key_env}=<your key> or pass api_key_env=None")
         self.name = f"api:{self.config.model}"
         self.last_outputs: list[ParsedAction] = []
-        self.requests_sent = 0
         self.episodes = EpisodeConversations(edit_budget=self.config.edit_budget,
                                              system_prompt=self.config.system_prompt)
         self._lock = threading.Lock()
         self._client = None
+        self._sent_closed = self._sent_before = 0
 
     def __repr__(self) -> str:
         c = self.config
@@ -194,16 +193,30 @@ class APIAgent:
     # ------------------------------------------------------------------ lifecycle
     @property
     def client(self):
-        """The shared ``httpx.Client`` (created on first use)."""
-        if self._client is None:
-            import httpx
+        """The agent's :class:`mira_env.http.HTTPClient` (created on first use)."""
+        with self._lock:
+            if self._client is None:
+                from mira_env.http import HTTPClient
 
-            self._client = httpx.Client(timeout=self.config.timeout_s)
-        return self._client
+                c = self.config
+                key = os.environ.get(c.api_key_env, "") if c.api_key_env else ""
+                self._client = HTTPClient(c.base_url, bearer_token=key or None, timeout_s=c.timeout_s,
+                                          max_retries=c.max_retries, backoff_s=c.backoff_s,
+                                          max_backoff_s=c.max_backoff_s, max_connections=c.concurrency,
+                                          retry_status=_RETRY_STATUS)
+                self._sent_before = self._sent_closed
+            return self._client
+
+    @property
+    def requests_sent(self) -> int:
+        """HTTP requests sent so far (retries included)."""
+        client = self._client
+        return self._sent_closed + (client.requests_sent - self._sent_before if client is not None else 0)
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
         if self._client is not None:
+            self._sent_closed = self.requests_sent
             self._client.close()
             self._client = None
 
@@ -264,56 +277,27 @@ class APIAgent:
             return exc
 
     def complete(self, conversation: list[dict]) -> str:
-        """POST one conversation to ``/chat/completions`` with retries; the answer text."""
-        import httpx
+        """POST one conversation to ``/chat/completions`` (with the client's retries); the answer text."""
+        from mira_env.http import HTTPError
 
         c = self.config
         body = {"model": c.model, "messages": to_openai_messages(conversation), "max_tokens": c.max_tokens,
                 "temperature": float(c.temperature), "top_p": float(c.top_p), **c.extra_body}
-        url = c.base_url.rstrip("/") + "/chat/completions"
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(c.api_key_env, "") if c.api_key_env else ""
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        last_problem = "no attempt made"
-        for attempt in range(c.max_retries + 1):
-            retry_after = None
-            with self._lock:
-                self.requests_sent += 1
-            try:
-                response = self.client.post(url, json=body, headers=headers)
-            except httpx.TimeoutException as exc:
-                last_problem = f"timed out after {c.timeout_s}s ({type(exc).__name__})"
-            except httpx.TransportError as exc:
-                last_problem = f"connection error ({type(exc).__name__}: {self._redact(str(exc), key)})"
-            else:
-                if response.status_code == 200:
-                    return self._answer_text(response, key)
-                snippet = self._redact(response.text[:200], key)
-                last_problem = f"HTTP {response.status_code}: {snippet!r}"
-                if response.status_code not in _RETRY_STATUS:
-                    raise APIAgentError(f"POST {url} failed with {last_problem} (not retried: fix the request "
-                                        "or the server settings)")
-                retry_after = _retry_after(response.headers.get("retry-after"))
-            if attempt < c.max_retries:
-                delay = min(c.max_backoff_s, c.backoff_s * 2 ** attempt)
-                if retry_after is not None:
-                    delay = min(c.max_backoff_s, max(delay, retry_after))
-                logger.warning("POST %s: %s; retry %d/%d in %.2fs", url, last_problem, attempt + 1, c.max_retries,
-                               delay)
-                time.sleep(delay)
-        raise APIAgentError(f"POST {url} failed after {c.max_retries + 1} attempt(s): {last_problem}")
+        try:
+            response = self.client.request("POST", "/chat/completions", json=body)
+        except HTTPError as exc:
+            raise APIAgentError(f"chat completion failed: {exc}") from None
+        return self._answer_text(response)
 
-    @staticmethod
-    def _redact(text: str, key: str) -> str:
-        return text.replace(key, "***") if key else text
+    def _answer_text(self, response) -> str:
+        from mira_env.http import HTTPError
+        from mira_env.redact import redact
 
-    def _answer_text(self, response, key: str) -> str:
         try:
             data = response.json()
             content = data["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            snippet = self._redact(response.text[:200], key)
+        except (HTTPError, KeyError, IndexError, TypeError):
+            snippet = redact(response.text[:200])
             raise APIAgentError(f"the server's answer is not a chat completion (no choices[0].message.content): "
                                 f"{snippet!r}") from None
         if content is None:
@@ -323,14 +307,6 @@ class APIAgent:
         if not isinstance(content, str):
             raise APIAgentError(f"choices[0].message.content is {type(content).__name__}, not a str")
         return content
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and math.isfinite(seconds) and seconds >= 0 else None
 
 
 __all__ = ["APIAgent", "APIAgentConfig", "APIAgentError", "image_data_uri", "to_openai_messages"]

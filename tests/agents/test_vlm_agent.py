@@ -379,3 +379,25 @@ def test_a_checkpoints_policy_record_sets_the_default_conversation(tiny_vlm_path
     (folder / POLICY_RECORD).write_text(json.dumps(policy_record("multi_turn", 3, None)))
     agent = VLMAgent(str(folder), device="cpu", edit_budget=6)
     assert (agent.conversation, agent.edit_budget) == ("multi_turn", 6)
+
+
+def test_rollout_engine_plays_the_multi_turn_agent(tiny_vlm_loaded, monkeypatch):
+    """RolloutEngine + the default multi-turn VLMAgent: group members keep their own conversations (keyed by the
+    engine's episode ids), which grow by one answer and one tool image per turn; slots reused by new episodes start
+    fresh."""
+    from mira_env.agents.rollout import RolloutConfig, RolloutEngine, plan_groups
+    from mira_env.vector import BatchedEditEnv
+
+    model, processor = tiny_vlm_loaded["qwen2_5_vl"]
+    agent = VLMAgent.from_model(model, processor, max_new_tokens=4, system_prompt="", edit_budget=2)
+    seen = _spy_inputs(model, monkeypatch)
+    venv = BatchedEditEnv(2, editor="identity", tasks=make_tasks(2), height=32, width=32, max_steps=2)
+    config = RolloutConfig(group_size=2, seed=0, progress=False, images="none")
+    records = RolloutEngine(venv, agent, config).run(plan_groups(venv.tasks, config, [0, 1]))
+    assert len(records) == 4 and all(len(r["steps"]) == 2 for r in records)  # random answers: 2 invalid steps each
+    image_token = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    per_call = [int((ids[0] == image_token).sum()) for ids in seen]
+    # per episode: turn 1 shows I0 twice (8 tokens), turn 2 adds the tool turn's image (12); two groups
+    assert per_call == [8, 12, 8, 12]
+    assert len(agent.episodes) == 4
+    venv.close()
