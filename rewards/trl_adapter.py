@@ -124,8 +124,9 @@ class TRLRewardFunction:
                     outputs = list(self.editor.edit([sources[i] for i in todo], [actions[i] for i in todo],
                                                     [int(seeds[i]) for i in todo]))
                 except Exception as exc:  # noqa: BLE001 - an editor failure scores its rows None, never raises
-                    reason = f"editor {getattr(self.editor, 'name', type(self.editor).__name__)} failed: " \
-                             f"{type(exc).__name__}: {exc}"
+                    label = (getattr(getattr(self.editor, "info", None), "name", None)
+                             or getattr(self.editor, "name", None) or type(self.editor).__name__)
+                    reason = f"editor {label} failed: {type(exc).__name__}: {exc}"
                     outputs = [None] * len(todo)
                     for i in todo:
                         self.last_errors[i] = reason

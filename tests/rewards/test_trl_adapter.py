@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -126,3 +127,76 @@ def test_grpo_trainer_accepts_adapter(tmp_path):
     assert all(v is not None and math.isfinite(v) for batch in calls for v in batch)
     logged = {k for row in trainer.state.log_history for k in row}
     assert "rewards/mira_composite/mean" in logged
+
+
+def _shapes_rows(n=2):
+    """Rows of a `datasets` table of shapes-world tasks: the image column loses PIL info, the state column keeps it."""
+    from datasets import Dataset, Features, Image as ImageFeature, Value
+
+    from mira_env.editors.base import STATE_KEY
+    from mira_env.editors.state import STATE_COLUMN, encode_state
+    from mira_env.shapes import make_shapes_env
+
+    env = make_shapes_env(split="train", num_tasks=n, difficulty=1)
+    tasks = [env.unwrapped.tasks[i] for i in range(n)]
+    sources = [t.load_source() for t in tasks]
+    table = Dataset.from_dict(
+        {"image": sources, STATE_COLUMN: [encode_state(s.info[STATE_KEY]) for s in sources],
+         "instruction": [t.instruction for t in tasks],
+         "target_scene": [json.dumps(t.metadata["target_scene"]) for t in tasks]},
+        features=Features({"image": ImageFeature(), STATE_COLUMN: Value("string"), "instruction": Value("string"),
+                           "target_scene": Value("string")}))
+    rows = table[:]
+    rows["target_scene"] = [json.loads(t) for t in rows["target_scene"]]
+    return tasks, rows, env.unwrapped.editor
+
+
+def test_adapter_scores_a_datasets_image_column_through_the_state_column():
+    from mira_env.editors.base import STATE_KEY
+    from mira_env.editors.state import STATE_COLUMN
+    from mira_env.rewards.oracle import OracleReward
+
+    tasks, rows, editor = _shapes_rows()
+    assert all(STATE_KEY not in image.info for image in rows["image"])  # what datasets gives back
+    fn = TRLRewardFunction(OracleReward(), editor=editor)
+    values = fn(prompts=["p"] * 2, completions=["<STOP>", "<STOP>"], **rows)
+    assert all(v is not None for v in values), values  # the oracle could score every row
+    without = {k: v for k, v in rows.items() if k != STATE_COLUMN}
+    assert fn(prompts=["p"] * 2, completions=["<STOP>", "<STOP>"], **without) == [None, None]
+    assert len(tasks) == 2
+
+
+class FailingEditor(IdentityEditor):
+    def edit(self, images, instructions, seeds):
+        raise RuntimeError("CUDA out of memory")
+
+
+class ShortEditor(IdentityEditor):
+    def edit(self, images, instructions, seeds):
+        return list(images)[:-1]
+
+
+def test_adapter_editor_errors_become_none_with_the_reason(caplog):
+    import logging
+
+    fn = TRLRewardFunction(FormatReward(), name="fmt", editor=FailingEditor())
+    images = [noise_image(i, 16) for i in range(3)]
+    with caplog.at_level(logging.WARNING, logger="mira_env.rewards.trl_adapter"):
+        values = fn(prompts=["p"] * 3, completions=["<edit>a</edit>", "<STOP>", "<edit>b</edit>"], image=images)
+    assert values == [None, 1.0, None]
+    assert fn.last_errors == {0: "editor identity failed: RuntimeError: CUDA out of memory",
+                              2: "editor identity failed: RuntimeError: CUDA out of memory"}
+    assert "fmt: editor identity failed: RuntimeError: CUDA out of memory (2 rows scored None)" in caplog.text
+
+
+@pytest.mark.parametrize("build, call, message", [
+    (lambda: TRLRewardFunction(FormatReward(), editor=ShortEditor()),
+     dict(completions=["<edit>a</edit>", "<edit>b</edit>"]),
+     r"editor .* returned 1 images for 2 edits; an Editor returns one image per input"),
+    (lambda: TRLRewardFunction(FormatReward()), dict(completions=["<STOP>"] * 2, instruction=["a"]),
+     r"columns \['instruction'\] have lengths \{'instruction': 1\}, not one value per completion \(2 completions\)"),
+])
+def test_adapter_length_mismatches_are_clear_errors(build, call, message):
+    images = [noise_image(i, 16) for i in range(2)]
+    with pytest.raises(RewardConfigError, match=message):
+        build()(prompts=["p"] * 2, image=images, **call)
