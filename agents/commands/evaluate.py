@@ -377,7 +377,8 @@ def settings_from_args(args: argparse.Namespace) -> tuple[EvalSettings, MetricOp
 
 
 #: resolved settings that decide an eval folder's episodes: any change refuses the folder (or --restart clears it)
-EVAL_KEYS = ("task_file", "task_file_fingerprint", "tasks", "split", "group_size", "seed", "max_steps", "size",
+EVAL_KEYS = ("task_file", "task_file_fingerprint", "task_generator", "tasks", "split", "group_size", "seed",
+             "max_steps", "size",
              "editor_options", "vlm_options", "metric_options")
 
 
@@ -388,12 +389,14 @@ def resolved_settings(settings: EvalSettings, options: MetricOptions) -> dict[st
     from mira_env.config import EditEnvConfig
     from mira_env.runs import fingerprint
     from mira_env.shapes.env import DEFAULT_MAX_STEPS
+    from mira_env.shapes.generator import GENERATOR_VERSION
 
     shapes = settings.task_file is None
     data = asdict(settings)
     data["max_steps"] = settings.max_steps or (DEFAULT_MAX_STEPS if shapes else EditEnvConfig().max_steps)
     data["tasks"] = settings.tasks or (SHAPES_DEFAULT_TASKS if shapes else "all")
     data["task_file_fingerprint"] = fingerprint(settings.task_file)
+    data["task_generator"] = GENERATOR_VERSION if shapes else None
     data["metric_options"] = asdict(options)
     return data
 

@@ -32,8 +32,8 @@ RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
 SHAPES_DEFAULT_TASKS = 4
 #: settings that must match to resume a run folder (agents may be added)
-RESUME_KEYS = ("task_file", "task_file_fingerprint", "editor", "editor_options", "split", "noise", "tasks", "seed",
-               "group_size", "groups_per_task", "max_steps", "size", "metrics", "vlm_options")
+RESUME_KEYS = ("task_file", "task_file_fingerprint", "task_generator", "editor", "editor_options", "split",
+               "noise", "tasks", "seed", "group_size", "groups_per_task", "max_steps", "size", "metrics", "vlm_options")
 SUMMARY_COLUMNS = ("name", "episodes", "success_rate", "mean_reward", "mean_oracle", "mean_steps", "mean_edits")
 
 
@@ -70,12 +70,14 @@ class RunSettings:
         from mira_env.config import EditEnvConfig
         from mira_env.runs import fingerprint
         from mira_env.shapes.env import DEFAULT_MAX_STEPS
+        from mira_env.shapes.generator import GENERATOR_VERSION
 
         shapes = self.task_file is None
         data = asdict(self)
         data["tasks"] = self.tasks or (SHAPES_DEFAULT_TASKS if shapes else "all")
         data["max_steps"] = self.max_steps or (DEFAULT_MAX_STEPS if shapes else EditEnvConfig().max_steps)
         data["task_file_fingerprint"] = fingerprint(self.task_file)
+        data["task_generator"] = GENERATOR_VERSION if shapes else None
         return data
 
     def resume_view(self) -> dict[str, Any]:

@@ -35,6 +35,8 @@ from mira_env.shapes.render import render_image, resolution_hw
 from mira_env.shapes.scene import BACKGROUNDS, CELLS, COLORS, DIRECTIONS, GRID, SHAPES, SIZES, Obj, Scene
 from mira_env.tasks.task import Task
 
+#: the version of the task stream: tasks of another version differ at every index (run folders record it)
+GENERATOR_VERSION = "mira-shapes/v2"
 SPLITS = ("train", "validation", "test")
 SPLIT_BUCKETS = {"train": range(0, 8), "validation": range(8, 9), "test": range(9, 10)}
 DEFAULT_NUM_TASKS = {"train": 2000, "validation": 500, "test": 500}
@@ -264,7 +266,7 @@ class ShapesTaskGenerator:
             raise ConfigError("pass either config= or ShapesTaskConfig keyword arguments, not both")
         self.config = config or ShapesTaskConfig(**options)
         cfg = self.config
-        self._stream = f"mira-shapes/v2/{cfg.seed}/{cfg.split}/{cfg.difficulty}"
+        self._stream = f"{GENERATOR_VERSION}/{cfg.seed}/{cfg.split}/{cfg.difficulty}"
         self._tasks: OrderedDict[int, Task] = OrderedDict()
         self._cache_size = cache_size
         suffix = "" if cfg.difficulty is None else f"-d{cfg.difficulty}"
@@ -377,5 +379,6 @@ class ShapesTaskGenerator:
                       "ref_kinds": list(spec.ref_kinds)})
 
 
-__all__ = ["DEFAULT_NUM_TASKS", "DIFFICULTIES", "SPLITS", "ShapesTaskConfig", "ShapesTaskGenerator", "TaskSpec",
+__all__ = ["DEFAULT_NUM_TASKS", "DIFFICULTIES", "GENERATOR_VERSION", "SPLITS", "ShapesTaskConfig", "ShapesTaskGenerator",
+           "TaskSpec",
            "random_scene", "split_of"]
