@@ -213,7 +213,8 @@ def resolve_tasks(spec: Any) -> TaskSource:
     """Turn a user's ``tasks=`` argument into a :class:`TaskSource`.
 
     Accepts a task source (anything with ``__len__`` and ``__getitem__`` returning tasks), a list of
-    :class:`Task`, a ``.jsonl`` path, a folder of images, or a saved ``datasets`` folder.
+    :class:`Task`, a ``.jsonl`` path, a MIRA-Editing records folder (one holding ``records.jsonl``, as
+    ``mira export`` and ``mira data build`` write), a folder of images, or a saved ``datasets`` folder.
     """
     if isinstance(spec, Task):
         return TaskList([spec])
@@ -224,6 +225,8 @@ def resolve_tasks(spec: Any) -> TaskSource:
         if location.is_dir():
             if (location / "dataset_info.json").is_file() or (location / "dataset_dict.json").is_file():
                 return load_hf_dataset(location)
+            if (location / "records.jsonl").is_file():
+                return load_jsonl(location / "records.jsonl")
             return load_folder(location)
         raise TaskError(f"tasks={str(spec)!r}: not a .jsonl file or a folder")
     if isinstance(spec, (list, tuple)):

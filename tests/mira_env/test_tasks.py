@@ -217,3 +217,17 @@ def test_exif_orientation_is_applied_on_load(tmp_path):
     assert loaded.size == (20, 40)  # upright: as viewers show it
     top = np.asarray(loaded)[2, 10]
     assert top[2] > 150 and top[0] < 100  # the blue stripe is now on top
+
+
+def test_a_records_folder_resolves_to_its_records(tmp_path):
+    """``mira export`` / ``mira data build`` output folders are task sets as they are (``--tasks <folder>``)."""
+    from mira_env.records import write_records
+    from mira_env.shapes.export import oracle_record
+    from mira_env.shapes.generator import ShapesTaskGenerator
+
+    generator = ShapesTaskGenerator(split="test")
+    records = [oracle_record(generator[i]) for i in range(2)]
+    write_records(records, tmp_path / "export")
+    tasks = resolve_tasks(tmp_path / "export")
+    assert len(tasks) == 2
+    assert [tasks[i].instruction for i in range(2)] == [r.complex_instruction for r in records]
