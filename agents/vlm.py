@@ -131,7 +131,8 @@ class VLMAgent:
                    config: VLMAgentConfig | None = None, **kwargs: Any) -> "VLMAgent":
         """An agent around an already loaded ``model`` and ``processor`` (e.g. a GRPO policy in training).
 
-        The model stays on its device and in its dtype; ``device`` / ``torch_dtype`` are ignored.
+        The model stays on its device and in its dtype; ``device`` / ``torch_dtype`` are ignored. ``processor`` is
+        prepared in place: it gets the family's MIRA chat template when its own cannot render the conversation.
         """
         if not callable(getattr(model, "generate", None)):
             raise ConfigError(f"model={describe(model)} has no generate() method; pass a transformers model")
