@@ -1,11 +1,17 @@
-"""The shapes-world learning result: untrained -> SFT -> SFT + GRPO, against the oracle, on held-out tasks.
+"""The shapes-world learning result: untrained -> SFT -> SFT + GRPO (episode / turn credit), on held-out tasks.
 
-What it is, honestly: a small Qwen2.5-VL-ARCHITECTURE model (``Qwen2_5_VLForConditionalGeneration``,
-a few million parameters, byte-level tokenizer) initialised at RANDOM and trained on this CPU through
-the real pipeline: ``mira train sft`` code on oracle trajectories (multi-turn format), then ``mira
-train grpo`` code (TRL GRPOTrainer, environment_factory, edited images in the loss) with editor
-noise on. Evaluation plays held-out test-split episodes with greedy decoding in the same multi-turn
-conversation, and reports the shapes-world success rate with a Wilson 95% interval.
+Thin glue over the public pieces, top to bottom:
+
+1. ``mira export`` writes fresh training-split tasks with their oracle trajectories (MIRA-Editing records; every
+   SFT sample is seen once: no repeated epochs);
+2. a random-init small Qwen2.5-VL-architecture policy with a BPE tokenizer trained offline on those records' text;
+3. ``mira train sft`` (:func:`mira_env.train.sft.train_sft` on the exported records; a wall-clock budget and a
+   held-out curve as callbacks);
+4. ``mira train grpo`` (:func:`mira_env.train.grpo.train_grpo`) under editor noise with ``oracle_progress`` plus a
+   success bonus as the reward, once with the episode advantage and once with turn-level credit
+   (:mod:`mira_env.train.credit`), the reward-hacking monitor (:mod:`mira_env.train.monitor`) as a callback;
+5. every stage (and the scripted oracle, replanning and open loop) plays the SAME held-out test-split tasks with the
+   SAME editor seeds through the rollout engine (:func:`mira_env.train.monitor.play_episodes`); paired McNemar tests.
 
     python -m mira_env.train.learning --out runs/learning            # the full run (scripts/learning_result.sh)
     python -m mira_env.train.learning --out /tmp/l --smoke           # minutes-long plumbing check
@@ -14,14 +20,19 @@ conversation, and reports the shapes-world success rate with a Wilson 95% interv
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from tqdm.auto import tqdm
+from mira_env.errors import ConfigError
+
+CREDITS = ("episode", "turn")
 
 
 @dataclass
@@ -32,28 +43,54 @@ class LearningConfig:
     difficulty: int = field(default=1, metadata={"help": "Shapes-world difficulty of every task."})
     resolution: int = field(default=56, metadata={"help": "Image resolution."})
     budget: int = field(default=3, metadata={"help": "Edit budget T (max_tool_calling_iterations)."})
-    noise: float = field(default=0.15, metadata={"help": "Editor noise during GRPO and evaluation."})
-    sft_tasks: int = field(default=400, metadata={"help": "Training tasks with oracle trajectories for SFT."})
-    sft_steps: int = field(default=300, metadata={"help": "SFT optimizer steps."})
+    noise: float = field(default=0.25, metadata={
+        "help": "Editor noise probability of each kind in --noise_kinds, for GRPO, the monitor and evaluation "
+                "(SFT trajectories are clean)."})
+    noise_kinds: str = field(default="ignore", metadata={
+        "help": "Comma-separated EditorNoise kinds at probability --noise (ignore, wrong_object, color_drift, "
+                "position_drift, partial)."})
+    sft_tasks: int = field(default=3000, metadata={"help": "Fresh training tasks exported for SFT (3 samples each)."})
+    sft_steps: int = field(default=1000, metadata={"help": "SFT optimizer steps at most (one pass: no sample twice)."})
+    sft_minutes: float = field(default=20.0, metadata={"help": "SFT wall-clock budget; training stops at it."})
     sft_batch: int = field(default=8, metadata={"help": "SFT batch size."})
-    sft_lr: float = field(default=3e-3, metadata={"help": "SFT learning rate."})
-    grpo_tasks: int = field(default=64, metadata={"help": "Training tasks for GRPO."})
-    grpo_steps: int = field(default=40, metadata={"help": "GRPO optimizer steps."})
+    sft_lr: float = field(default=3e-3, metadata={"help": "SFT learning rate (constant after 20 warm-up steps)."})
+    curve_every: int = field(default=200, metadata={"help": "SFT steps between held-out curve points."})
+    curve_tasks: int = field(default=32, metadata={"help": "Validation tasks per curve / monitor point."})
+    grpo_tasks: int = field(default=256, metadata={"help": "Training tasks for GRPO (fresh: one row per task)."})
+    grpo_steps: int = field(default=30, metadata={"help": "GRPO optimizer steps per credit variant."})
     group: int = field(default=8, metadata={"help": "GRPO group size (num_generations)."})
     grpo_batch: int = field(default=16, metadata={"help": "Completions per GRPO step (a multiple of group)."})
-    grpo_lr: float = field(default=2e-4, metadata={"help": "GRPO learning rate."})
+    grpo_lr: float = field(default=3e-4, metadata={"help": "GRPO learning rate."})
     beta: float = field(default=0.0, metadata={"help": "GRPO KL coefficient."})
-    eval_tasks: int = field(default=96, metadata={"help": "Held-out test-split tasks per evaluation."})
+    success_bonus: float = field(default=1.0, metadata={
+        "help": "GRPO reward = oracle_progress + success_bonus on an exact match."})
+    credits: str = field(default="episode,turn", metadata={
+        "help": "GRPO variants to run from the same SFT policy: 'episode' (TRL's group advantage), 'turn' "
+                "(mira_env.train.credit turn-level advantages), comma-separated; the first is the summary's."})
+    monitor_every: int = field(default=10, metadata={"help": "GRPO steps between reward-hacking monitor checks."})
+    eval_tasks: int = field(default=100, metadata={"help": "Held-out test-split tasks per evaluation."})
+    eval_untrained: bool = field(default=False, metadata={
+        "help": "Also evaluate the random-init policy (it solves nothing: 0/100 in the previous run)."})
     hidden: int = field(default=128, metadata={"help": "Hidden size of the policy's language model."})
     layers: int = field(default=3, metadata={"help": "Layers of the policy's language model."})
     seed: int = field(default=0, metadata={"help": "Seed of model init, data and evaluation."})
-    tokenizer: str = field(default="bpe", metadata={
-        "help": "'bpe': a byte-level BPE trained offline on the SFT samples' text (vocab --bpe_vocab); 'byte': the "
-                "tiny build's byte-level tokenizer (~1100 tokens per tool prompt)."})
     bpe_vocab: int = field(default=1024, metadata={"help": "BPE vocabulary size (before the special tokens)."})
-    success_bonus: float = field(default=1.0, metadata={
-        "help": "GRPO reward = oracle score + success_bonus on an exact match (evaluation always reports success)."})
     threads: int = field(default=1, metadata={"help": "torch intra-op threads."})
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.credit_list if c not in CREDITS]
+        if unknown or not self.credit_list:
+            raise ConfigError(f"credits={self.credits!r}: each must be one of {list(CREDITS)}")
+        if self.grpo_batch % self.group:
+            raise ConfigError(f"grpo_batch={self.grpo_batch} must be a multiple of group={self.group}")
+
+    @property
+    def credit_list(self) -> list[str]:
+        return [c.strip() for c in self.credits.split(",") if c.strip()]
+
+    @property
+    def noise_spec(self) -> dict[str, float]:
+        return {kind.strip(): float(self.noise) for kind in self.noise_kinds.split(",") if kind.strip()}
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -177,240 +214,269 @@ def with_tokenizer(path: Path, tokenizer) -> Path:
     return path
 
 
-def oracle_records(env, count: int) -> list:
-    """MIRA-Editing records of the tasks' oracle programs, executed in ``env`` (noise off)."""
-    from mira_env.records import EditingRecord, TrajectoryStep
+def mcnemar(first: Sequence[bool], second: Sequence[bool]) -> dict:
+    """Exact McNemar test of paired successes (two-sided binomial test on the discordant pairs)."""
+    from scipy.stats import binomtest
 
-    records = []
-    for index in range(count):
-        env.reset(seed=index, options={"task": index})
-        task = env.task
-        steps = []
-        for instruction in task.atomic_instructions:
-            env.step(instruction)
-            steps.append(TrajectoryStep(instruction, image=env.current_image.copy()))
-        records.append(EditingRecord(id=task.id, complex_instruction=task.instruction,
-                                     source_image=env.source_image, trajectory=steps))
-    return records
+    if len(first) != len(second):
+        raise ConfigError(f"paired results differ in length: {len(first)} vs {len(second)}")
+    only_second = sum(1 for a, b in zip(first, second) if b and not a)
+    only_first = sum(1 for a, b in zip(first, second) if a and not b)
+    n = only_first + only_second
+    p = 1.0 if n == 0 else float(binomtest(only_second, n, 0.5).pvalue)
+    return {"second_only": only_second, "first_only": only_first, "p_value": p}
 
 
-def play(model, processor, env, task_indices: Sequence[int], seeds: Sequence[int], *, budget: int,
-         system_prompt: str | None = "", batch_size: int = 32, oracle: bool = False,
-         max_new_tokens: int = 96) -> list[dict]:
-    """Play one greedy episode per task in the GRPO multi-turn conversation; return per-episode results.
-
-    ``oracle=True`` plays the shapes-world planner instead of the model (the oracle baseline).
-    """
-    import torch
-
-    from mira_env.actions import STOP, parse_action
-    from mira_env.agents.prompt import build_messages
-    from mira_env.shapes import next_edit
-    from mira_env.train.model import generation_suppression
-    from mira_env.train.tools import tool_result_content, tool_schemas
-
-    results = []
-    suppress = generation_suppression(processor) if processor is not None else {}
-    tools = tool_schemas()
-    for start in tqdm(range(0, len(task_indices), batch_size), desc="evaluate", leave=False):
-        chunk = list(range(start, min(start + batch_size, len(task_indices))))
-        envs, convs, done, infos, answers = [], [], [], [], []
-        for i in chunk:
-            e = type(env)(editor=env.editor, tasks=env.tasks, reward=env.reward_fn, config=env.config)
-            _, info = e.reset(options={"task": int(task_indices[i]), "editor_seed": int(seeds[i])})
-            envs.append(e)
-            infos.append(info)
-            convs.append(build_messages(e.task.instruction, e.source_image, e.source_image, [],
-                                        system_prompt=system_prompt))
-            done.append(False)
-            answers.append([])
-        for turn in range(budget + 1):
-            active = [j for j in range(len(envs)) if not done[j]]
-            if not active:
-                break
-            if oracle:
-                texts = []
-                for j in active:
-                    step = next_edit(infos[j]["state"], envs[j].task.metadata["target_scene"])
-                    texts.append(STOP if step is None else f"<edit>{step[1]}</edit>")
-            else:
-                batch = processor.apply_chat_template([convs[j] for j in active], tools=tools,
-                                                      add_generation_prompt=True, tokenize=True, return_dict=True,
-                                                      processor_kwargs={"padding": True, "padding_side": "left"},
-                                                      return_tensors="pt")
-                with torch.no_grad():
-                    out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, **suppress)
-                texts = processor.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
-            for j, text in zip(active, texts):
-                answers[j].append(text)
-                parsed = parse_action(text, envs[j].config.max_instruction_length)
-                e = envs[j]
-                if turn == budget or e.done:  # budget used up: the episode is already scored
-                    done[j] = True
-                    continue
-                if parsed.ok and parsed.action == STOP:
-                    _, _, _, _, info = e.step(STOP)
-                    infos[j] = info
-                    done[j] = True
-                    continue
-                if not parsed.ok:  # no <edit> tool call: the rollout ends there, as in GRPO
-                    done[j] = True
-                    continue
-                _, _, terminated, truncated, info = e.step(parsed.action)
-                infos[j] = info
-                convs[j] = convs[j] + [{"role": "assistant", "content": [{"type": "text", "text": text.strip()}]},
-                                       {"role": "tool", "name": "edit",
-                                        "content": tool_result_content(e.current_image, info["step"], budget,
-                                                                       info["editor_error"])}]
-                if terminated or truncated:
-                    done[j] = True
-        for j, e in enumerate(envs):
-            comps = infos[j].get("reward_components") or {}
-            if not comps:  # never scored (no terminal step): score the final image now
-                (output,) = e.reward_fn.score([e.reward_input()])
-                comps = dict(output.components)
-            results.append({"task_id": e.task.id, "success": float(comps.get("success") or 0.0),
-                            "oracle": float(comps.get("oracle") or 0.0), "edits": len(e.history),
-                            "answers": answers[j]})
-    return results
-
-
-def summarize(name: str, results: list[dict]) -> dict:
-    n = len(results)
-    wins = int(sum(r["success"] >= 0.5 for r in results))
+def summarize(name: str, records: Sequence[dict], stats: Any = None) -> dict:
+    """Success (Wilson 95%), mean oracle score and edits of one stage's episode records."""
+    n = len(records)
+    wins = sum(bool(r.get("success")) for r in records)
+    oracle = [float((r.get("final_components") or {}).get("oracle") or 0.0) for r in records]
     low, high = wilson(wins, n)
-    return {"policy": name, "n": n, "successes": wins, "success_rate": wins / n if n else 0.0,
-            "wilson95": [low, high], "mean_oracle_score": sum(r["oracle"] for r in results) / max(n, 1),
-            "mean_edits": sum(r["edits"] for r in results) / max(n, 1)}
+    out = {"policy": name, "n": n, "successes": wins, "success_rate": wins / n if n else 0.0, "wilson95": [low, high],
+           "mean_oracle_score": sum(oracle) / max(n, 1),
+           "mean_edits": sum(int(r.get("num_edits") or 0) for r in records) / max(n, 1)}
+    if stats is not None:
+        out["monitor"] = stats.to_dict()
+    return out
+
+
+def export_records(out: Path, split: str, num_tasks: int, difficulty: int, resolution: int, seed: int) -> Path:
+    """``mira export`` of ``num_tasks`` tasks with their oracle trajectories (skipped when already there)."""
+    if not (out / "records.jsonl").is_file():
+        subprocess.run([sys.executable, "-m", "mira_env.train.cli", "export", "--out", str(out), "--split", split,
+                        "--num-tasks", str(num_tasks), "--difficulty", str(difficulty), "--resolution",
+                        str(resolution), "--seed", str(seed), "--no-progress"], check=True)
+    return out
+
+
+@contextlib.contextmanager
+def grpo_trainer_class(credit: str):
+    """``train_grpo`` builds ``trl.GRPOTrainer``; for turn-level credit it is swapped, for this call only, for
+    :func:`mira_env.train.credit.turn_credit_trainer_class` (``train_grpo`` has no trainer-class argument yet)."""
+    if credit == "episode":
+        yield
+        return
+    import trl
+
+    from mira_env.train.credit import turn_credit_trainer_class
+
+    original = trl.GRPOTrainer
+    trl.GRPOTrainer = turn_credit_trainer_class()
+    try:
+        yield
+    finally:
+        trl.GRPOTrainer = original
+
+
+def _callbacks():
+    from transformers import TrainerCallback
+
+    class TimeBudget(TrainerCallback):
+        def __init__(self, minutes: float) -> None:
+            self.seconds, self.start = minutes * 60.0, None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start = time.time()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.start is not None and time.time() - self.start > self.seconds:
+                control.should_training_stop = True
+
+    class HeldOutCurve(TrainerCallback):
+        """Validation success of the policy every ``every`` steps (the SFT learning curve)."""
+
+        def __init__(self, env, every: int, tasks: int, seed: int) -> None:
+            self.env, self.every, self.tasks, self.seed, self.points = env, every, tasks, seed, []
+
+        def on_step_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+            if state.global_step % self.every == 0 or control.should_training_stop:
+                self.point(state.global_step, model, processing_class)
+
+        def point(self, step, model, processor):
+            from mira_env.agents.episode_stats import episode_stats
+            from mira_env.train.monitor import play_episodes
+
+            records, folder = play_episodes(model, processor, self.env, list(range(self.tasks)), seed=self.seed)
+            stats = episode_stats(records, folder)
+            self.points.append({"step": int(step), **stats.to_dict(),
+                                "example": [s.get("raw_output") for s in records[0]["steps"]]})
+            print("SFT curve", json.dumps(self.points[-1]), flush=True)
+
+    return TimeBudget, HeldOutCurve
 
 
 def run(cfg: LearningConfig) -> dict:
-    import numpy as np
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    from mira_env.agents.baselines import ScriptedOracleAgent
+    from mira_env.agents.episode_stats import episode_stats
+    from mira_env.rewards import build_reward
     from mira_env.shapes import make_shapes_env
-    from mira_env.train.data import record_samples
+    from mira_env.train.data import build_sft_samples
     from mira_env.train.grpo import build_dataset, resolve as grpo_resolve, train_grpo
+    from mira_env.train.monitor import AlarmConfig, RewardHackingMonitor, play_episodes
     from mira_env.train.sft import resolve as sft_resolve, train_sft
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     started = time.time()
-    common = dict(difficulty=cfg.difficulty, resolution=cfg.resolution, max_steps=cfg.budget, reward="oracle")
-    eval_env = make_shapes_env(split="test", num_tasks=cfg.eval_tasks, noise=cfg.noise, seed=cfg.seed + 2, **common)
-    eval_seeds = np.random.default_rng(cfg.seed + 7).integers(0, 2**31 - 1, size=cfg.eval_tasks)
-    eval_idx = list(range(cfg.eval_tasks))
-    results: dict[str, Any] = {"config": asdict(cfg), "stages": []}
+    common = dict(difficulty=cfg.difficulty, resolution=cfg.resolution, max_steps=cfg.budget)
+    noise = cfg.noise_spec
+    eval_env = make_shapes_env(split="test", num_tasks=cfg.eval_tasks, noise=noise, reward="oracle", **common)
+    val_env = make_shapes_env(split="validation", num_tasks=cfg.curve_tasks, noise=noise, reward="oracle", **common)
+    eval_seed = cfg.seed + 7  # editor seeds of test task i: group_seed(eval_seed, i, 0), for every stage
+    results: dict[str, Any] = {"config": asdict(cfg), "noise": noise, "stages": [], "paired": {}}
+    successes: dict[str, list[bool]] = {}
 
-    def evaluate(name: str, path: str | None, oracle: bool = False) -> None:
-        t = time.time()
-        model = processor = None
-        if not oracle:
-            processor = AutoProcessor.from_pretrained(path)
-            model = AutoModelForImageTextToText.from_pretrained(path).eval()
-        episodes = play(model, processor, eval_env, eval_idx, eval_seeds, budget=cfg.budget, oracle=oracle)
-        summary = summarize(name, episodes)
-        summary["eval_seconds"] = time.time() - t
-        results["stages"].append(summary)
-        (out / f"episodes_{name}.jsonl").write_text("\n".join(json.dumps(e) for e in episodes) + "\n")
-        print(json.dumps(summary), flush=True)
+    def save() -> None:
+        results["timings"] = {**timings, "total_s": time.time() - started}
         (out / "results.json").write_text(json.dumps(results, indent=2))
 
-    # 0. SFT samples: oracle trajectories of training-split tasks (noise off), multi-turn format (what GRPO
-    #    shows the policy); the policy: random init, with a BPE tokenizer trained on these samples' text only
-    sft_env = make_shapes_env(split="train", num_tasks=cfg.sft_tasks, noise=None, seed=cfg.seed, **common)
-    samples = [s for r in oracle_records(sft_env, cfg.sft_tasks)
-               for s in record_samples(r, format="multi_turn", system_prompt="", max_steps=cfg.budget)]
+    def evaluate(name: str, path: str | None = None, agent: Any = None) -> None:
+        t = time.time()
+        model = processor = None
+        if agent is None:
+            processor = AutoProcessor.from_pretrained(path)
+            model = AutoModelForImageTextToText.from_pretrained(path).eval()
+        records, folder = play_episodes(model, processor, eval_env, list(range(cfg.eval_tasks)), seed=eval_seed,
+                                        run_dir=out / "eval" / name, name=name, agent=agent)
+        summary = summarize(name, records, episode_stats(records, folder))
+        summary["eval_seconds"] = time.time() - t
+        summary["examples"] = [[s.get("raw_output") or s.get("action") for s in r["steps"]] for r in records[:3]]
+        successes[name] = [bool(r.get("success")) for r in records]
+        results["stages"].append(summary)
+        print(json.dumps({k: v for k, v in summary.items() if k != "monitor"}), flush=True)
+        save()
+
+    # 0. fresh SFT data (mira export) and the random-init policy with a BPE tokenizer trained on its text only
+    export = export_records(out / "export_train", "train", cfg.sft_tasks, cfg.difficulty, cfg.resolution, cfg.seed)
+    samples = build_sft_samples(str(export), format="multi_turn", system_prompt="", max_steps=cfg.budget)
     base = build_small_vlm(out / "init", cfg.hidden, cfg.layers, cfg.seed)
-    if cfg.tokenizer == "bpe" and not (base / "mira_bpe.json").is_file():
-        texts = corpus_texts(samples, AutoProcessor.from_pretrained(base))
+    if not (base / "mira_bpe.json").is_file():
+        texts = corpus_texts(samples[: min(len(samples), 3000)], AutoProcessor.from_pretrained(base))
         with_tokenizer(base, train_bpe_tokenizer(texts, cfg.bpe_vocab))
         (base / "mira_bpe.json").write_text(json.dumps({"vocab": cfg.bpe_vocab, "texts": len(texts)}))
-    first_turn = corpus_texts(samples[:1], AutoProcessor.from_pretrained(base))[0]
-    results["text_tokens_first_sample"] = len(AutoProcessor.from_pretrained(base).tokenizer(first_turn)["input_ids"])
-    evaluate("oracle", None, oracle=True)
-    evaluate("untrained", str(base))
-    # 1. SFT
+    del samples
+    evaluate("oracle", agent=ScriptedOracleAgent(replan=True))
+    evaluate("oracle_open_loop", agent=ScriptedOracleAgent(replan=False))
+    if cfg.eval_untrained:
+        evaluate("untrained", str(base))
+    # 1. SFT on the exported records: one pass, a wall-clock budget, a held-out curve
+    time_budget, curve_cls = _callbacks()
+    curve = curve_cls(val_env, cfg.curve_every, cfg.curve_tasks, cfg.seed + 11)
     t = time.time()
-    model_args, data_args, sft_config = sft_resolve({
-        "model": str(base), "output_dir": str(out / "sft"), "max_steps": cfg.sft_steps,
-        "per_device_train_batch_size": cfg.sft_batch, "learning_rate": cfg.sft_lr, "lr_scheduler_type": "cosine",
-        "warmup_steps": 10, "save_steps": 10_000, "logging_steps": 5, "seed": cfg.seed, "system_prompt": "",
-        "sample_format": "multi_turn", "edit_budget": cfg.budget,
-        "disable_tqdm": True})
     sft_dir = out / "sft"
-    if (sft_dir / "model.safetensors").is_file() and (out / "sft_log.json").is_file():  # a finished SFT stage
-        results["sft_log"] = json.loads((out / "sft_log.json").read_text())
-        timings["sft_s"] = float(json.loads((out / "sft_time.json").read_text())["sft_s"])
-    else:
-        sft = train_sft(model_args, data_args, sft_config, samples=samples)
-        timings["sft_s"] = time.time() - t
+    if not (sft_dir / "model.safetensors").is_file():
+        model_args, data_args, sft_config = sft_resolve({
+            "model": str(base), "records": str(export), "output_dir": str(sft_dir), "max_steps": cfg.sft_steps,
+            "per_device_train_batch_size": cfg.sft_batch, "learning_rate": cfg.sft_lr,
+            "lr_scheduler_type": "constant_with_warmup", "warmup_steps": 20, "save_steps": 100_000,
+            "logging_steps": 10, "seed": cfg.seed, "system_prompt": "", "sample_format": "multi_turn",
+            "edit_budget": cfg.budget, "disable_tqdm": True})
+        sft = train_sft(model_args, data_args, sft_config, callbacks=[time_budget(cfg.sft_minutes), curve])
         results["sft_log"] = sft.trainer.state.log_history
-        (out / "sft_log.json").write_text(json.dumps(results["sft_log"]))
-        (out / "sft_time.json").write_text(json.dumps({"sft_s": timings["sft_s"]}))
-    results["sft_samples"] = len(samples)
+        results["sft_samples"] = sft.num_samples
+    timings["sft_s"] = time.time() - t
+    results["sft_curve"] = curve.points
     evaluate("sft", str(sft_dir))
-    # 2. GRPO from the SFT policy, editor noise on, oracle reward
-    t = time.time()
-    from mira_env.shapes.oracle import ShapesOracleReward
-
-    # GRPO's reward: the oracle score plus success_bonus on an exact match (the bare oracle score pays ~0.8 for
-    # doing nothing, so without a bonus a policy that cannot yet succeed learns to stop editing)
-    grpo_env = make_shapes_env(split="train", num_tasks=cfg.grpo_tasks, noise=cfg.noise, seed=cfg.seed + 1,
-                               **{**common, "reward": ShapesOracleReward(success_bonus=cfg.success_bonus)})
-    dataset = build_dataset(grpo_env, num_rows=cfg.grpo_steps * cfg.grpo_batch // cfg.group, seed=cfg.seed,
-                            system_prompt="")
-    model_args, env_args, grpo_config = grpo_resolve({
-        "model": str(sft_dir), "output_dir": str(out / "grpo"), "max_steps": cfg.grpo_steps,
-        "num_generations": cfg.group, "per_device_train_batch_size": cfg.grpo_batch,
-        "learning_rate": cfg.grpo_lr, "beta": cfg.beta, "max_tool_calling_iterations": cfg.budget,
-        "max_completion_length": 512, "temperature": 1.0, "save_steps": 10_000, "logging_steps": 1,
-        "seed": cfg.seed, "system_prompt": "", "tasks": "shapes", "reward": "oracle", "scale_rewards": "group",
-        "loss_type": "dapo", "disable_tqdm": True})
-    grpo = train_grpo(model_args, env_args, grpo_config, env=grpo_env, dataset=dataset)
-    timings["grpo_s"] = time.time() - t
-    results["grpo_log"] = grpo.trainer.state.log_history
-    evaluate("sft_grpo", grpo.output_dir)
-    timings["total_s"] = time.time() - started
-    results["timings"] = timings
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    # 2. GRPO from the SFT policy under editor noise: reward oracle_progress + success bonus, scored every step
+    reward = build_reward({"terms": [{"name": "oracle_progress", "params": {"success_bonus": cfg.success_bonus}}]})
+    grpo_env = make_shapes_env(split="train", num_tasks=cfg.grpo_tasks, noise=noise, seed=cfg.seed + 1,
+                               reward=reward, reward_mode="every_step", **common)
+    rows = cfg.grpo_steps * cfg.grpo_batch // cfg.group
+    dataset = build_dataset(grpo_env, num_rows=rows, seed=cfg.seed, system_prompt="")
+    results["grpo"] = {}
+    for credit in cfg.credit_list:
+        t = time.time()
+        monitor = RewardHackingMonitor(val_env, every_steps=cfg.monitor_every, num_tasks=cfg.curve_tasks,
+                                       seed=cfg.seed + 11, out=out / f"monitor_{credit}.jsonl", alarm=AlarmConfig())
+        model_args, env_args, grpo_config = grpo_resolve({
+            "model": str(sft_dir), "output_dir": str(out / f"grpo_{credit}"), "max_steps": cfg.grpo_steps,
+            "num_generations": cfg.group, "per_device_train_batch_size": cfg.grpo_batch,
+            "learning_rate": cfg.grpo_lr, "beta": cfg.beta, "max_tool_calling_iterations": cfg.budget,
+            "max_completion_length": 384, "temperature": 1.0, "save_steps": 100_000, "logging_steps": 1,
+            "seed": cfg.seed, "system_prompt": "", "tasks": "shapes", "reward": "composite",
+            "reward_terms": ["oracle_progress"], "scale_rewards": "group", "loss_type": "dapo",
+            "disable_tqdm": True})
+        with grpo_trainer_class(credit):
+            grpo = train_grpo(model_args, env_args, grpo_config, env=grpo_env, dataset=dataset, callbacks=[monitor])
+        timings[f"grpo_{credit}_s"] = time.time() - t
+        results["grpo"][credit] = {"log": grpo.trainer.state.log_history,
+                                   "monitor": [p.to_dict() for p in monitor.series], "alarms": monitor.alarms}
+        name = f"sft_grpo_{credit}"
+        evaluate(name, grpo.output_dir)
+        results["paired"][f"{name} vs sft"] = mcnemar(successes["sft"], successes[name])
+        save()
+    if len(cfg.credit_list) == 2:
+        a, b = (f"sft_grpo_{c}" for c in cfg.credit_list)
+        results["paired"][f"{b} vs {a}"] = mcnemar(successes[a], successes[b])
+    results["summary"] = summary_of(cfg, results)
+    save()
     plot(results, out / "learning.png")
     return results
 
 
+def summary_of(cfg: LearningConfig, results: dict) -> dict:
+    """The ``summary`` object: SFT vs the first GRPO variant on the same held-out tasks, editor seeds and noise."""
+    stages = {s["policy"]: s for s in results["stages"]}
+    primary = f"sft_grpo_{cfg.credit_list[0]}"
+    sft, grpo, oracle = stages["sft"], stages[primary], stages["oracle"]
+    paired = results["paired"][f"{primary} vs sft"]
+    bar = sft["success_rate"] >= 0.30 and grpo["successes"] > sft["successes"] and paired["p_value"] < 0.05
+    return {
+        "n_tasks": sft["n"], "sft_successes": sft["successes"], "grpo_successes": grpo["successes"],
+        "grpo_variant": primary, "sft_wilson95": sft["wilson95"], "grpo_wilson95": grpo["wilson95"],
+        "paired_test": "exact McNemar (two-sided binomial on discordant tasks)", "paired_p_value": paired["p_value"],
+        "discordant": {"grpo_only": paired["second_only"], "sft_only": paired["first_only"]},
+        "oracle_successes": oracle["successes"], "oracle_wilson95": oracle["wilson95"],
+        "oracle_open_loop_successes": stages["oracle_open_loop"]["successes"],
+        "eval_noise": results["noise"], "eval_split": "test", "editor_seeds": "group_seed(seed + 7, task index, 0)",
+        "setting": {"difficulty": cfg.difficulty, "resolution": cfg.resolution, "budget": cfg.budget,
+                    "training_seeds": 1, "policy": f"random-init Qwen2.5-VL architecture, hidden {cfg.hidden}, "
+                                                   f"{cfg.layers} layers, BPE {cfg.bpe_vocab}"},
+        "bar_met": bool(bar),
+    }
+
+
 def plot(results: dict, path: Path) -> None:
-    """SFT loss, GRPO reward / success curves, and the held-out success of every stage with its CI."""
+    """SFT loss and held-out curve, GRPO reward and monitor series per credit variant, every stage's success."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 4, figsize=(20, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(22, 4))
     sft = [(e["step"], e["loss"]) for e in results.get("sft_log", []) if "loss" in e]
     if sft:
-        axes[0].plot(*zip(*sft))
-    axes[0].set(title="SFT loss (answer tokens)", xlabel="step", ylabel="loss")
-    grpo = results.get("grpo_log", [])
-    for key, label in (("reward", "reward (total)"), ("reward/oracle", "oracle score"), ("reward/success", "success")):
-        points = [(e["step"], e[key]) for e in grpo if key in e]
+        axes[0].plot(*zip(*sft), label="loss")
+    curve = results.get("sft_curve", [])
+    if curve:
+        ax = axes[0].twinx()
+        ax.plot([p["step"] for p in curve], [p["heldout_success"] or 0 for p in curve], "o-", color="C1",
+                label="validation success")
+        ax.set_ylim(0, 1)
+    axes[0].set(title="SFT: loss (answer tokens), validation success", xlabel="step")
+    for credit, data in results.get("grpo", {}).items():
+        points = [(e["step"], e["reward"]) for e in data["log"] if "reward" in e]
         if points:
-            axes[1].plot(*zip(*points), label=label)
-    axes[1].set(title="GRPO training rollouts (noise on), batch means", xlabel="step")
-    axes[1].legend()
-    for key, label in (("episode/edits", "edits per episode"), ("episode/stopped", "answered <STOP>"),
-                       ("reward_std", "reward std (within groups)")):
-        points = [(e["step"], e[key]) for e in grpo if key in e]
-        if points:
-            axes[3].plot(*zip(*points), label=label)
-    axes[3].set(title="GRPO episodes", xlabel="step")
-    axes[3].legend()
+            axes[1].plot(*zip(*points), label=f"{credit}: training reward")
+        mon = data["monitor"]
+        axes[3].plot([p["step"] for p in mon], [p["heldout_success"] or 0 for p in mon], "o-",
+                     label=f"{credit}: validation success")
+        axes[3].plot([p["step"] for p in mon], [p["noop_rate"] or 0 for p in mon], "x--", label=f"{credit}: no-op rate")
+    axes[1].set(title="GRPO training reward (oracle_progress + bonus)", xlabel="step")
+    axes[1].legend(fontsize=7)
+    axes[3].set(title="reward-hacking monitor (validation)", xlabel="GRPO step", ylim=(0, 1))
+    axes[3].legend(fontsize=7)
     stages = results.get("stages", [])
     names = [s["policy"] for s in stages]
     rates = [s["success_rate"] for s in stages]
     errs = [[r - s["wilson95"][0] for r, s in zip(rates, stages)], [s["wilson95"][1] - r for r, s in zip(rates, stages)]]
     axes[2].bar(names, rates, yerr=errs, capsize=6, color="#4c72b0")
-    axes[2].set(title="held-out success (Wilson 95%)", ylim=(0, 1))
+    axes[2].set(title="held-out test success (Wilson 95%)", ylim=(0, 1))
+    axes[2].tick_params(axis="x", labelrotation=30, labelsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -425,14 +491,15 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(parser.parse_args(argv))
     smoke = args.pop("smoke")
     if smoke:
-        args = {**dict(sft_tasks=8, sft_steps=4, sft_batch=2, grpo_tasks=4, grpo_steps=2, group=4, grpo_batch=4,
-                       eval_tasks=4, hidden=64, layers=2), **args}
+        args = {**dict(sft_tasks=8, sft_steps=4, sft_batch=2, curve_every=2, curve_tasks=2, grpo_tasks=4,
+                       grpo_steps=2, group=2, grpo_batch=4, monitor_every=1, eval_tasks=4, hidden=64, layers=2),
+                **{k: v for k, v in args.items() if v is not None}}
     (cfg,) = resolve_config((LearningConfig,), args)
     import torch
 
     torch.set_num_threads(cfg.threads)  # tiny models: intra-op threads cost more than they give on 2 cores
     results = run(cfg)
-    print(json.dumps(results["stages"], indent=2))
+    print(json.dumps(results.get("summary"), indent=2))
     return 0
 
 

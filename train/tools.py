@@ -92,7 +92,7 @@ class EditingToolEnv:
         obs, reward, terminated, truncated, info = env.step(str(instruction), raw_action=raw)
         self._last_info = info
         self.steps.append({"instruction": info["instruction"], "valid": info["valid_action"],
-                           "editor_error": info["editor_error"]})
+                           "editor_error": info["editor_error"], "reward_total": info.get("reward_total")})
         if info.get("reward_total") is not None or info.get("reward_components"):
             self.result = RewardOutput(info.get("reward_total"), info.get("reward_components") or {},
                                        info.get("reward_errors") or {})

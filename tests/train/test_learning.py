@@ -1,11 +1,12 @@
-"""Pieces of the learning-result script: Wilson intervals, the evaluation loop (oracle path), oracle records."""
+"""Pieces of the learning-result script: Wilson intervals, the exact McNemar test, stage summaries of real rollout
+records, the config checks and the trainer swap for turn-level credit."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from mira_env.train.learning import oracle_records, play, summarize, wilson
+from mira_env.errors import ConfigError
+from mira_env.train.learning import LearningConfig, grpo_trainer_class, mcnemar, summarize, wilson
 
 
 def test_wilson_interval():
@@ -15,26 +16,49 @@ def test_wilson_interval():
     assert wilson(0, 0) == (0.0, 1.0)
 
 
-def test_oracle_plays_every_held_out_task_to_success_without_noise():
+def test_mcnemar_is_the_exact_binomial_test_on_discordant_tasks():
+    first = [True] * 30 + [False] * 70
+    second = [True] * 30 + [True] * 10 + [False] * 60  # 10 tasks solved only by the second, none only by the first
+    result = mcnemar(first, second)
+    assert result["second_only"] == 10 and result["first_only"] == 0
+    assert result["p_value"] == pytest.approx(2 * 0.5 ** 10)
+    assert mcnemar([False, True], [False, True])["p_value"] == 1.0
+    with pytest.raises(ConfigError, match="differ in length"):
+        mcnemar([True], [True, False])
+
+
+def test_summarize_reads_rollout_records(tmp_path):
+    from mira_env.agents.baselines import ScriptedOracleAgent
     from mira_env.shapes import make_shapes_env
+    from mira_env.train.monitor import play_episodes
 
     env = make_shapes_env(split="test", num_tasks=6, difficulty=1, resolution=56, max_steps=3, reward="oracle")
-    env = getattr(env, "unwrapped", env)
-    seeds = np.arange(6)
-    episodes = play(None, None, env, list(range(6)), seeds, budget=3, oracle=True)
-    summary = summarize("oracle", episodes)
+    records, _ = play_episodes(None, None, env, list(range(6)), seed=7, run_dir=tmp_path, agent=ScriptedOracleAgent())
+    summary = summarize("oracle", records)
     assert summary["n"] == 6 and summary["successes"] == 6 and summary["mean_edits"] == 2.0
+    assert summary["mean_oracle_score"] == pytest.approx(1.0)
     noisy = make_shapes_env(split="test", num_tasks=6, difficulty=1, resolution=56, max_steps=3, reward="oracle",
-                            noise=0.5)
-    summary = summarize("oracle", play(None, None, getattr(noisy, "unwrapped", noisy), list(range(6)), seeds,
-                                       budget=3, oracle=True))
-    assert summary["successes"] < 6  # editor noise costs the oracle too
+                            noise={"ignore": 0.6})
+    records, _ = play_episodes(None, None, noisy, list(range(6)), seed=7, run_dir=tmp_path / "n",
+                               agent=ScriptedOracleAgent(replan=False))
+    assert summarize("open", records)["successes"] < 6  # ignored edits cost the open-loop oracle
 
 
-def test_oracle_records_replay_the_program():
-    from mira_env.shapes import make_shapes_env
+def test_config_checks_and_noise_spec():
+    cfg = LearningConfig(noise=0.2, noise_kinds="ignore, partial")
+    assert cfg.noise_spec == {"ignore": 0.2, "partial": 0.2} and cfg.credit_list == ["episode", "turn"]
+    with pytest.raises(ConfigError, match="credits='episode,step'"):
+        LearningConfig(credits="episode,step")
+    with pytest.raises(ConfigError, match="multiple of group"):
+        LearningConfig(grpo_batch=12, group=8)
 
-    env = make_shapes_env(split="train", num_tasks=3, difficulty=1, resolution=56, max_steps=3, reward="oracle")
-    records = oracle_records(getattr(env, "unwrapped", env), 3)
-    assert [len(r.trajectory) for r in records] == [2, 2, 2]
-    assert all(r.trajectory[-1].image.size == (56, 56) for r in records)
+
+def test_turn_credit_swaps_the_trainer_for_the_call_only():
+    import trl
+
+    original = trl.GRPOTrainer
+    with grpo_trainer_class("episode"):
+        assert trl.GRPOTrainer is original
+    with grpo_trainer_class("turn"):
+        assert trl.GRPOTrainer.__name__ == "TurnCreditGRPOTrainer" and issubclass(trl.GRPOTrainer, original)
+    assert trl.GRPOTrainer is original
