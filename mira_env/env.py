@@ -268,6 +268,16 @@ class EditEnv(gym.Env[dict, str]):
         self._last_score = 0.0
         self._done = True
 
+    def clone(self) -> "EditEnv":
+        """A fresh environment sharing this one's editor, tasks, reward function, config and render mode.
+
+        Nothing of the episode is copied (the clone needs a ``reset``) and the clone has its own ``np_random``:
+        the copies a :class:`~mira_env.vector.BatchedEditEnv` or a GRPO rollout steps side by side. A subclass
+        whose ``__init__`` takes other arguments overrides this method.
+        """
+        return type(self)(editor=self.editor, tasks=self.tasks, reward=self.reward_fn, config=self.config,
+                          render_mode=self.render_mode)
+
     # ------------------------------------------------------------------ properties
     @property
     def task(self) -> Task | None:

@@ -34,8 +34,9 @@ class BatchedEditEnv(VectorEnv):
 
     Args:
         num_envs: number of environments (the batch size of editor calls).
-        env_fn: builds one environment; called once, the others copy its editor, reward and tasks.
-            Alternatively pass ``env_kwargs`` for :class:`EditEnv` directly.
+        env_fn: builds one environment; called once, the others are its clones (:meth:`EditEnv.clone`: its
+            editor, reward, tasks and config). Alternatively pass ``env_kwargs`` for :class:`EditEnv` directly,
+            or use :meth:`from_env` / :func:`mira_env.factory.make_batched`.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": ["rgb_array"]}
@@ -54,11 +55,7 @@ class BatchedEditEnv(VectorEnv):
             raise ConfigError(f"max_episode_steps={max_episode_steps!r} differs from max_steps="
                               f"{first.config.max_steps}; the step budget is max_steps (it scores the episode "
                               f"when it ends): pass max_steps={max_episode_steps!r} instead")
-        self.envs: list[EditEnv] = [first] + [
-            EditEnv(editor=first.editor, tasks=first.tasks, reward=first.reward_fn, config=first.config,
-                    render_mode=first.render_mode)
-            for _ in range(num_envs - 1)
-        ]
+        self.envs: list[EditEnv] = [first] + [first.clone() for _ in range(num_envs - 1)]
         self.num_envs = num_envs
         self.copy = copy
         self.editor = first.editor
@@ -78,6 +75,11 @@ class BatchedEditEnv(VectorEnv):
         self._terminations = np.zeros(num_envs, dtype=np.bool_)
         self._truncations = np.zeros(num_envs, dtype=np.bool_)
         self._autoreset_envs = np.zeros(num_envs, dtype=np.bool_)
+
+    @classmethod
+    def from_env(cls, env: EditEnv, num_envs: int, copy: bool = True) -> "BatchedEditEnv":
+        """``env`` and ``num_envs - 1`` of its clones (:meth:`EditEnv.clone`): one editor, one reward, one task set."""
+        return cls(num_envs, env_fn=lambda: env, copy=copy)
 
     @property
     def tasks(self):

@@ -225,3 +225,52 @@ class CompositeReward:
     def __repr__(self) -> str:
         parts = ", ".join(f"{n}={w:g}" for n, w in zip(self.names, self.weights))
         return f"CompositeReward({parts}, normalization={self.normalization!r}, norm_stats={self.norm_stats!r})"
+
+
+class MergedReward:
+    """Scores with a primary reward (its total is the RL reward) and adds the components of metric rewards.
+
+    Logs metric terms (a composite with weights 0) beside, e.g., the shapes world's oracle reward. ``primary`` may
+    be ``None`` (the first metric's total is the total then); ``metrics`` is one reward, a sequence of them, or
+    ``None``. On a name clash the primary's component wins, then the earlier metric's.
+    """
+
+    def __init__(self, primary: object = None, metrics: object = None) -> None:
+        self.primary = primary
+        if metrics is None:
+            self.metrics: tuple = ()
+        elif isinstance(metrics, (list, tuple)):
+            self.metrics = tuple(m for m in metrics if m is not None)
+        else:
+            self.metrics = (metrics,)
+        for reward in (primary, *self.metrics):
+            if reward is not None and not callable(getattr(reward, "score", None)):
+                raise RewardConfigError(f"MergedReward got {describe(reward)}, which has no score(items) method")
+
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        """Every component of every reward (the keys ``EditEnv`` shows in ``info`` at every step)."""
+        names = [name for reward in (*self.metrics, self.primary) for name in getattr(reward, "component_names", ())]
+        return tuple(dict.fromkeys(names))
+
+    @property
+    def names(self) -> list[str]:
+        """The metric rewards' term names (what ``mira eval`` notes when none could be scored)."""
+        return [name for reward in self.metrics for name in (getattr(reward, "names", None) or [])]
+
+    def score(self, items: Sequence[RewardInput]) -> list[RewardOutput]:
+        parts = [reward.score(items) if reward is not None else [None] * len(items)
+                 for reward in (self.primary, *self.metrics)]
+        outputs = []
+        for index in range(len(items)):
+            components: dict = {}
+            errors: dict = {}
+            for output in reversed([part[index] for part in parts]):  # the primary last: it wins clashes
+                if output is not None:
+                    components.update(output.components)
+                    errors.update(output.errors)
+            totals = [part[index].total for part in parts if part[index] is not None]
+            primary = parts[0][index]
+            total = primary.total if primary is not None else (totals[0] if totals else None)
+            outputs.append(RewardOutput(total, components, errors))
+        return outputs

@@ -29,45 +29,27 @@ from typing import Any, Mapping, Sequence
 
 from mira_env.errors import ConfigError, MiraError, describe, error_message
 
+from mira_env.rewards.composite import MergedReward
+
 from mira_env.agents.specs import DEFAULT_AGENTS, SPEC_FORMS, make_agents, parse_options, split_specs
 
 SHAPES_DEFAULT_TASKS = 8
 #: metric terms tried by default, in table order
 DEFAULT_METRICS = ("judge_sc", "judge_pq", "judge_overall", "clip_t", "clip_i", "lpips", "l1")
-TABLE_COLUMNS = ("agent", "editor", "episodes", "success_rate", "oracle", "judge_sc", "judge_pq", "judge_overall",
-                 "clip_t", "clip_dir", "clip_i", "lpips", "l1", "l2", "mean_steps", "mean_edits", "editor_errors",
+TABLE_COLUMNS = ("agent", "editor", "episodes", "success_rate", "oracle", "oracle_progress", "judge_sc", "judge_pq",
+                 "judge_overall", "clip_t", "clip_dir", "clip_i", "lpips", "l1", "l2", "mean_steps", "mean_edits", "editor_errors",
                  "invalid_actions")
 
 
 # ---------------------------------------------------------------------- metrics
-class MergedReward:
-    """Scores with a primary reward (its total is the RL reward) and adds a metric composite's components.
+def shapes_reward(metrics: Any = None) -> Any:
+    """The shapes world's reward for tables: the oracle score (the RL reward, with ``success``), plus
+    ``oracle_progress`` (the share of the remaining gap closed) and ``metrics`` logged beside it."""
+    from mira_env.rewards import build_reward
+    from mira_env.shapes.oracle import ShapesOracleReward
 
-    Used to log metric terms beside the shapes world's oracle reward; either may be ``None``.
-    """
-
-    def __init__(self, primary: Any = None, metrics: Any = None) -> None:
-        self.primary = primary
-        self.metrics = metrics
-
-    @property
-    def component_names(self) -> tuple[str, ...]:
-        """Every component of both rewards (the keys ``EditEnv`` shows in ``info`` at every step)."""
-        names = [*getattr(self.metrics, "component_names", ()), *getattr(self.primary, "component_names", ())]
-        return tuple(dict.fromkeys(names))
-
-    def score(self, items):
-        from mira_env.reward_api import RewardOutput
-
-        first = self.primary.score(items) if self.primary is not None else [None] * len(items)
-        second = self.metrics.score(items) if self.metrics is not None else [None] * len(items)
-        outputs = []
-        for a, b in zip(first, second):
-            components = {**(dict(b.components) if b else {}), **(dict(a.components) if a else {})}
-            errors = {**(dict(b.errors) if b else {}), **(dict(a.errors) if a else {})}
-            total = a.total if a is not None else (b.total if b is not None else None)
-            outputs.append(RewardOutput(total, components, errors))
-        return outputs
+    progress = build_reward({"terms": [{"name": "oracle_progress", "weight": 0.0}]})
+    return MergedReward(ShapesOracleReward(), [progress, metrics])
 
 
 @dataclass
@@ -201,36 +183,26 @@ class EvalSettings:
     out: str = field(default="evals/eval", metadata={"help": "Output folder."})
 
 
-def _shapes_base(settings: EvalSettings, noise: float = 0.0) -> Any:
-    from mira_env.shapes.env import make_shapes_env
-
-    extra = {} if settings.max_steps is None else {"max_steps": settings.max_steps}
-    count = SHAPES_DEFAULT_TASKS if settings.tasks is None else settings.tasks
-    return make_shapes_env(split=settings.split, num_tasks=count, noise=noise, reward="oracle", seed=settings.seed,
-                           **extra)
-
-
-def build_env(settings: EvalSettings, editor_spec: str, metric_reward: Any, editor_options: Mapping[str, Any] | None = None
-              ) -> Any:
-    """One environment: ``editor_spec`` on the task set, rewards = (shapes oracle +) metrics."""
+def env_kwargs(settings: EvalSettings, editor_spec: str, metric_reward: Any,
+               editor_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The :func:`mira_env.make` arguments of one editor's environment: ``editor_spec`` on the task set; rewards =
+    (shapes oracle + oracle_progress +) metrics."""
     options = dict(settings.editor_options if editor_options is None else editor_options)
-    from mira_env.editors import make_editor
-    from mira_env.env import EditEnv
-    from mira_env.tasks.loaders import resolve_tasks
-
+    noise = shapes_noise(editor_spec)
+    common: dict[str, Any] = {"max_steps": settings.max_steps}
     if settings.task_file is None:
-        noise = shapes_noise(editor_spec)
-        base = _shapes_base(settings, noise or 0.0)
-        reward = MergedReward(base.reward_fn, metric_reward)
-        editor = base.editor if noise is not None else make_editor(editor_spec, **options)
-        return EditEnv(editor=editor, tasks=base.tasks, reward=reward, config=base.config)
-    if shapes_noise(editor_spec) is not None:
+        count = SHAPES_DEFAULT_TASKS if settings.tasks is None else settings.tasks
+        common.update(tasks="shapes", split=settings.split, num_tasks=count, seed=settings.seed,
+                      reward=shapes_reward(metric_reward))
+        if noise is not None:
+            return {**common, "noise": noise}
+        return {**common, "editor": editor_spec, "editor_options": options}
+    if noise is not None:
         raise ConfigError(f"editor {editor_spec!r} edits shapes-world scenes only; with --task-file use identity, "
                           f"a diffusers preset, a hub id or a local path")
-    extra = {} if settings.max_steps is None else {"max_steps": settings.max_steps}
     options = {} if editor_spec == "identity" else options
-    return EditEnv(editor=make_editor(editor_spec, **options), tasks=resolve_tasks(settings.task_file),
-                   reward=metric_reward, height=settings.size, width=settings.size, **extra)
+    return {**common, "tasks": settings.task_file, "editor": editor_spec, "editor_options": options,
+            "reward": metric_reward, "size": settings.size}
 
 
 # ---------------------------------------------------------------------- the table
@@ -420,7 +392,7 @@ def _evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[s
               progress: bool) -> tuple[Path, list[dict], list[str], list[str], Path]:
     from mira_env.agents.report import write_comparison_report, write_run_report, write_task_index
     from mira_env.agents.rollout import EpisodeStore, RolloutConfig, plan_groups, run_agents, slug
-    from mira_env.vector import BatchedEditEnv
+    from mira_env.factory import make_batched
 
     out = Path(settings.out)
     config = RolloutConfig(group_size=settings.group_size, groups_per_batch=settings.groups_per_batch,
@@ -430,8 +402,7 @@ def _evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[s
     records_by_editor: dict[str, list[dict]] = {}
     columns_for_report: dict[str, tuple[Path, list[dict]]] = {}
     for label, (spec, editor_options) in editors.items():
-        env = build_env(settings, spec, metric_reward, editor_options)
-        venv = BatchedEditEnv(config.num_envs, env_fn=lambda env=env: env)
+        venv = make_batched(config.num_envs, **env_kwargs(settings, spec, metric_reward, editor_options))
         count = len(venv.tasks) if settings.tasks is None else min(settings.tasks, len(venv.tasks))
         indices = list(range(count))
         tasks = [venv.tasks[i] for i in indices]

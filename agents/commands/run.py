@@ -34,7 +34,8 @@ SHAPES_DEFAULT_TASKS = 4
 #: settings that must match to resume a run folder (agents may be added)
 RESUME_KEYS = ("task_file", "task_file_fingerprint", "task_generator", "editor", "editor_options", "split",
                "noise", "tasks", "seed", "group_size", "groups_per_task", "max_steps", "size", "metrics", "vlm_options")
-SUMMARY_COLUMNS = ("name", "episodes", "success_rate", "mean_reward", "mean_oracle", "mean_steps", "mean_edits")
+SUMMARY_COLUMNS = ("name", "episodes", "success_rate", "mean_reward", "mean_oracle", "mean_oracle_progress",
+                   "mean_steps", "mean_edits")
 
 
 @dataclass
@@ -136,11 +137,11 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
                        images=args.images, vlm_options=parse_options(args.vlm_option, "vlm"), out=out)
 
 
-def build_env(settings: RunSettings) -> Any:
-    """The single environment the batch copies: the shapes world, or task file + editor (+ metrics)."""
-    from mira_env.env import EditEnv
+def env_kwargs(settings: RunSettings) -> dict[str, Any]:
+    """The :func:`mira_env.make` arguments of the run: the shapes world (oracle + oracle_progress), or task file +
+    editor (+ metrics)."""
+    from mira_env.agents.commands.evaluate import build_metric_reward, shapes_reward
 
-    extra = {} if settings.max_steps is None else {"max_steps": settings.max_steps}
     if settings.task_file is None:
         if settings.editor not in (None, "shapes"):
             raise ConfigError(f"--editor {settings.editor!r} needs --task-file; the shapes world uses its own editor "
@@ -148,21 +149,14 @@ def build_env(settings: RunSettings) -> Any:
         if settings.metrics:
             raise ConfigError("--metrics applies to --task-file runs; shapes-world runs log the oracle reward "
                               "(use mira eval for more metrics)")
-        from mira_env.shapes.env import make_shapes_env
-
         tasks = SHAPES_DEFAULT_TASKS if settings.tasks is None else settings.tasks
-        return make_shapes_env(split=settings.split, num_tasks=tasks, noise=settings.noise, reward="oracle",
-                               seed=settings.seed, **extra)
+        return {"tasks": "shapes", "split": settings.split, "num_tasks": tasks, "noise": settings.noise,
+                "seed": settings.seed, "max_steps": settings.max_steps, "reward": shapes_reward()}
     if not settings.editor:
         raise ConfigError("--task-file needs --editor (identity, a diffusers preset, a hub id or a local path)")
-    from mira_env.agents.commands.evaluate import build_metric_reward
-    from mira_env.tasks.loaders import resolve_tasks
-    from mira_env.editors import make_editor
-
     reward = build_metric_reward(settings.metrics)[0] if settings.metrics else None
-    tasks = resolve_tasks(settings.task_file)
-    return EditEnv(editor=make_editor(settings.editor, **settings.editor_options), tasks=tasks, reward=reward,
-                   height=settings.size, width=settings.size, **extra)
+    return {"tasks": settings.task_file, "editor": settings.editor, "editor_options": settings.editor_options,
+            "reward": reward, "size": settings.size, "max_steps": settings.max_steps}
 
 
 def task_indices(settings: RunSettings, num_tasks: int) -> list[int]:
@@ -193,11 +187,10 @@ def _play(settings: RunSettings, config: Any) -> tuple[Path, list[dict], Path]:
     from mira_env.agents.report import summarize, write_run_report, write_task_index
     from mira_env.agents.rollout import EpisodeStore, plan_groups, run_agents
     from mira_env.runs import write_json
-    from mira_env.vector import BatchedEditEnv
+    from mira_env.factory import make_batched
 
     out = Path(settings.out)
-    env = build_env(settings)
-    venv = BatchedEditEnv(config.num_envs, env_fn=lambda: env)
+    venv = make_batched(config.num_envs, **env_kwargs(settings))
     indices = task_indices(settings, len(venv.tasks))
     tasks = [venv.tasks[i] for i in indices]
     agents = make_agents(settings.agents, seed=settings.seed, vlm_options=settings.vlm_options)
