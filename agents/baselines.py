@@ -1,6 +1,6 @@
-"""Baseline agents: the shapes-world scripted oracle, the one-shot editor call, and a random policy.
+"""Baseline agents: the shapes-world scripted oracle, the one-shot editor call, a random policy and the no-op.
 
-All three implement :class:`mira_env.agents.base.Agent` (``name``, ``act(observations, infos)``, ``reset(n)``).
+All four implement :class:`mira_env.agents.base.Agent` (``name``, ``act(observations, infos)``, ``reset(n)``).
 """
 
 from __future__ import annotations
@@ -127,6 +127,21 @@ class OneShotAgent:
         return actions
 
 
+class NoOpAgent:
+    """Answers ``"<STOP>"`` at once: the episode scores the source image itself (the floor every table row beats)."""
+
+    def __init__(self, stop_token: str = STOP) -> None:
+        self.stop_token = stop_token
+        self.name = "no-op"
+
+    def reset(self, n: int | None = None) -> None:
+        return None
+
+    def act(self, observations: Sequence[Mapping[str, Any]],
+            infos: Sequence[Mapping[str, Any]] | None = None) -> list[str]:
+        return [self.stop_token for _ in observations]
+
+
 class RandomAgent:
     """Seeded random atomic instructions from the shapes grammar, or ``"<STOP>"`` (a sanity baseline).
 
@@ -201,4 +216,4 @@ class RandomAgent:
         return f"{info.get('task_id', index)}|{info.get('history', [])!r}"
 
 
-__all__ = ["OneShotAgent", "RandomAgent", "ScriptedOracleAgent"]
+__all__ = ["NoOpAgent", "OneShotAgent", "RandomAgent", "ScriptedOracleAgent"]

@@ -6,23 +6,34 @@ spec                             agent
 ``oracle``                       :class:`mira_env.agents.baselines.ScriptedOracleAgent` (shapes world)
 ``one-shot``                     :class:`mira_env.agents.baselines.OneShotAgent` (C as one edit, then stop)
 ``random``                       :class:`mira_env.agents.baselines.RandomAgent` (seeded)
+``no-op``                        :class:`mira_env.agents.baselines.NoOpAgent` (``<STOP>`` at once: the baseline row)
 ``vlm:<hub id or local path>``   :class:`mira_env.agents.vlm.VLMAgent`
 ``vlm:tiny`` / ``vlm:tiny-<kind>``  a tiny random VLM built offline (:mod:`mira_env.tiny.vlm`), for smoke runs
 ``api:<model>@<base_url>``       :class:`mira_env.agents.api.APIAgent` (an OpenAI-compatible chat endpoint)
+``pkg.module:Class``             your own agent: a class or factory, called with ``seed=`` when it takes one
+a plugin name                    an agent a package registers in entry-point group ``mira_env.agents``
 ===============================  ===========================================================
+
+An agent is any object with ``act(observations, infos) -> list[str]`` (and optionally ``reset(n)``); a plugin
+need not import this package.
 
 Heavy modules (torch, transformers) are imported only when a spec that needs them is built.
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mira_env.errors import ConfigError, describe
 
-BASELINES = {"oracle": "ScriptedOracleAgent", "one-shot": "OneShotAgent", "random": "RandomAgent"}
-SPEC_FORMS = ("oracle", "one-shot", "random", "vlm:<hub id or local path>", "vlm:tiny", "api:<model>@<base_url>")
+BASELINES = {"oracle": "ScriptedOracleAgent", "one-shot": "OneShotAgent", "random": "RandomAgent",
+             "no-op": "NoOpAgent"}
+SPEC_FORMS = ("oracle", "one-shot", "random", "no-op", "vlm:<hub id or local path>", "vlm:tiny",
+              "api:<model>@<base_url>", "pkg.module:Class")
+#: the agent of the baseline row of ``mira run`` / ``mira eval`` tables
+BASELINE_AGENT = "no-op"
 DEFAULT_AGENTS = ("oracle", "one-shot", "random")
 
 
@@ -96,13 +107,52 @@ def make_agent(spec: str, *, seed: int = 0, vlm_options: Mapping[str, Any] | Non
                               f"({exc})") from exc
         agent = APIAgent(base_url=base_url, model=model, **dict(api_options or {}))
     else:
-        raise ConfigError(f"agent spec {describe(spec)} is not one of: {', '.join(SPEC_FORMS)}")
+        from mira_env.plugins import AGENT_GROUP, is_import_path, load_object, load_plugin, plugin_names
+
+        if is_import_path(spec):
+            return build_agent(load_object(spec, what="agent spec"), spec, seed)
+        factory = load_plugin(AGENT_GROUP, spec, what="agent")
+        if factory is None:
+            installed = ", ".join(plugin_names(AGENT_GROUP)) or "none"
+            raise ConfigError(f"agent spec {describe(spec)} is not one of: {', '.join(SPEC_FORMS)}, or an agent "
+                              f"plugin (entry-point group {AGENT_GROUP!r}; installed: {installed})")
+        agent = build_agent(factory, spec, seed)
+    return agent
+
+
+def build_agent(target: Any, spec: str, seed: int = 0) -> Any:
+    """The agent ``target`` gives: an agent object as is, else ``target(seed=seed)`` (``target()`` when it takes
+    no seed) for a class or factory. :class:`ConfigError` when the result has no ``act`` method."""
+    from mira_env.plugins import call_with_supported
+
+    if not inspect.isclass(target) and callable(getattr(target, "act", None)):
+        return target
+    if not callable(target):
+        raise ConfigError(f"agent spec {spec!r} names {describe(target)}, which is neither an agent (an act method) "
+                          f"nor a class or factory that builds one")
+    agent = call_with_supported(target, seed=seed)
+    if not callable(getattr(agent, "act", None)):
+        raise ConfigError(f"agent spec {spec!r} built {describe(agent)}, which has no act(observations, infos) "
+                          f"method")
     return agent
 
 
 def make_agents(specs: str | Sequence[str], **kwargs: Any) -> dict[str, Any]:
     """``{spec: agent}`` for every spec (the spec is the agent's name in the run records)."""
     return {spec: make_agent(spec, **kwargs) for spec in split_specs(specs)}
+
+
+def resolve_agents(agents: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """``{name: agent}`` from ``{name: agent object or spec}`` (the Python API of ``mira run`` / ``mira eval``):
+    objects are used as given, strings built with :func:`make_agent`. Names are the agents' record names."""
+    if not isinstance(agents, Mapping) or not agents:
+        raise ConfigError(f"agents={describe(agents)} must be a non-empty mapping of name -> agent object or spec")
+    resolved = {}
+    for name, agent in agents.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"agent name {describe(name)} must be a non-empty str")
+        resolved[name] = make_agent(agent, **kwargs) if isinstance(agent, str) else build_agent(agent, name)
+    return resolved
 
 
 def parse_options(pairs: Sequence[str] | None, what: str) -> dict[str, Any]:
@@ -124,5 +174,5 @@ def parse_options(pairs: Sequence[str] | None, what: str) -> dict[str, Any]:
     return options
 
 
-__all__ = ["BASELINES", "DEFAULT_AGENTS", "SPEC_FORMS", "make_agent", "make_agents", "parse_api_spec",
-           "parse_options", "split_specs", "tiny_vlm_path"]
+__all__ = ["BASELINES", "BASELINE_AGENT", "DEFAULT_AGENTS", "SPEC_FORMS", "build_agent", "make_agent", "make_agents",
+           "parse_api_spec", "parse_options", "resolve_agents", "split_specs", "tiny_vlm_path"]

@@ -17,7 +17,9 @@ YAML example::
     judge: {backend: transformers, model: Qwen/Qwen2.5-VL-7B-Instruct}
 
 Alternatively ``terms: [clip_t, lpips]`` with a parallel ``weights: [1.0, -0.5]`` list (its length
-must match). ``params`` go to the term's constructor (see :mod:`mira_env.rewards.registry`).
+must match). ``params`` go to the term's constructor (see :mod:`mira_env.rewards.registry`). A term of your
+own: ``- {name: my_pkg.terms:Sharpness, weight: 0.5, params: {radius: 2}}`` (an import path), or its plugin
+name when a package registers it (entry-point group ``mira_env.reward_terms``).
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ def _from_mapping(cls, data: Any, what: str):
 class TermSpec:
     """One term of the composite: registry name, weight, component name and constructor params."""
 
-    name: str = field(metadata={"help": "Registry name of the term (see mira_env.rewards.registry.TERMS)."})
+    name: str = field(metadata={
+        "help": "Registry name of the term (see mira_env.rewards.registry.TERMS), an import path "
+                "'pkg.module:Class' or a plugin name (entry-point group 'mira_env.reward_terms')."})
     weight: float = field(default=1.0, metadata={"help": "Weight in the total; 0 = logged metric only."})
     alias: str | None = field(default=None, metadata={
         "help": "Component name in the output (default: the registry name); needed to use one term twice."})
@@ -135,7 +139,7 @@ class RewardConfig:
     judge: JudgeSettings = field(default_factory=JudgeSettings, metadata={"help": "VLM judge settings."})
 
     def __post_init__(self) -> None:
-        from mira_env.rewards.registry import TERMS
+        from mira_env.rewards.registry import term_factory
 
         if isinstance(self.terms, (str, Mapping)) or not isinstance(self.terms, (list, tuple)) or not self.terms:
             raise RewardConfigError(f"terms={describe(self.terms)} must be a non-empty list of term names or specs")
@@ -147,8 +151,7 @@ class RewardConfig:
                 term = _from_mapping(TermSpec, term, f"terms[{index}]")
             elif not isinstance(term, TermSpec):
                 raise RewardConfigError(f"terms[{index}]={describe(term)} must be a name, a mapping or a TermSpec")
-            if term.name not in TERMS:
-                raise RewardConfigError(f"unknown reward term {term.name!r}; known terms: {sorted(TERMS)}")
+            term_factory(term.name)  # a built-in, an import path or a plugin; else the error lists them
             specs.append(term)
         if self.weights is not None:
             if isinstance(self.weights, (str, Mapping)) or not isinstance(self.weights, (list, tuple)):

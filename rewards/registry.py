@@ -9,7 +9,9 @@ Built-in names: ``clip_t``, ``clip_dir``, ``clip_i`` (:mod:`mira_env.rewards.cli
 ``judge_overall`` (:mod:`mira_env.rewards.judge`), ``format``, ``step_cost``, ``invalid_action``
 (:mod:`mira_env.rewards.rules`), ``oracle``, ``oracle_progress`` (:mod:`mira_env.rewards.oracle`), ``arniqa``,
 ``topiq`` (:mod:`mira_env.rewards.iqa`, the ``iqa`` extra), ``target_l1``, ``target_l2``, ``target_clip_i``
-(:mod:`mira_env.rewards.target`: against the task's ground-truth target). Add your own with :func:`register_term`.
+(:mod:`mira_env.rewards.target`: against the task's ground-truth target). Add your own with :func:`register_term`,
+by import path in a config (``name: my_pkg.terms:Sharpness``, built with the spec's ``params``), or from a package
+that registers it in entry-point group ``mira_env.reward_terms`` (:mod:`mira_env.plugins`).
 """
 
 from __future__ import annotations
@@ -177,13 +179,74 @@ def register_term(name: str, factory: Factory, overwrite: bool = False) -> None:
     TERMS[name] = factory
 
 
+def _accepts(target: Any, name: str) -> bool:
+    import inspect
+
+    try:
+        parameters = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def _plugin(target: Any, where: str) -> Factory:
+    """The factory of a term plugin: a term class / factory called with the spec's params (``name=`` when the spec
+    has an alias, ``device=`` from the config when it takes one), or a ready term object (no params)."""
+
+    def factory(spec, config, context):
+        if callable(getattr(target, "score", None)) and not isinstance(target, type):
+            if spec.params:
+                raise RewardConfigError(f"term {spec.name!r} ({where}) is a term object; it takes no params "
+                                        f"(got {sorted(spec.params)})")
+            term = target
+        elif callable(target):
+            kwargs = dict(spec.params)
+            if spec.alias:
+                kwargs["name"] = spec.alias
+            if "device" not in kwargs and _accepts(target, "device"):
+                kwargs["device"] = config.device
+            term = target(**kwargs)
+        else:
+            raise RewardConfigError(f"term {spec.name!r} ({where}) is {describe(target)}: point it at a term class, "
+                                    f"a factory or a term object")
+        if not callable(getattr(term, "score", None)):
+            raise RewardConfigError(f"term {spec.name!r} ({where}) built {describe(term)}, which has no score(items) "
+                                    f"method (see mira_env.rewards.base.RewardTerm)")
+        if not isinstance(getattr(term, "name", None), str) or (spec.alias and term.name != spec.alias):
+            term.name = spec.alias or spec.name.rpartition(":")[2].rpartition(".")[2]
+        return term
+    return factory
+
+
+def term_factory(name: str) -> Factory:
+    """The factory of term ``name``: a built-in or registered name, an import path ``pkg.module:Class``, or a term
+    a package registers in entry-point group ``mira_env.reward_terms`` (:mod:`mira_env.plugins`)."""
+    from mira_env.errors import ConfigError
+    from mira_env.plugins import REWARD_TERM_GROUP, is_import_path, load_object, load_plugin, plugin_names
+
+    if name in TERMS:
+        return TERMS[name]
+    try:
+        if is_import_path(name):
+            return _plugin(load_object(name, what="reward term"), f"import path {name!r}")
+        target = load_plugin(REWARD_TERM_GROUP, name, what="reward term")
+    except ConfigError as exc:
+        raise RewardConfigError(str(exc)) from None
+    if target is None:
+        installed = ", ".join(plugin_names(REWARD_TERM_GROUP)) or "none"
+        raise RewardConfigError(f"unknown reward term {name!r}; known terms: {sorted(TERMS)}, an import path "
+                                f"'pkg.module:Class', or a plugin of entry-point group {REWARD_TERM_GROUP!r} "
+                                f"(installed: {installed})")
+    return _plugin(target, f"entry point of {REWARD_TERM_GROUP!r}")
+
+
 def build_terms(config) -> list:
     """The term objects of ``config`` (a :class:`RewardConfig`), in order."""
     context = BuildContext(config)
     terms = []
     for spec in config.terms:
         try:
-            terms.append(TERMS[spec.name](spec, config, context))
+            terms.append(term_factory(spec.name)(spec, config, context))
         except TypeError as exc:
             raise RewardConfigError(f"term {spec.name!r}: bad params {spec.params}: {exc}") from None
     return terms

@@ -31,7 +31,7 @@ from mira_env.errors import ConfigError, MiraError, describe, error_message
 
 from mira_env.rewards.composite import MergedReward
 
-from mira_env.agents.specs import DEFAULT_AGENTS, SPEC_FORMS, make_agents, parse_options, split_specs
+from mira_env.agents.specs import DEFAULT_AGENTS, SPEC_FORMS, make_agents, parse_options, resolve_agents, split_specs
 
 SHAPES_DEFAULT_TASKS = 8
 #: metric terms tried by default, in table order
@@ -373,23 +373,46 @@ def resolved_settings(settings: EvalSettings, options: MetricOptions) -> dict[st
     return data
 
 
-def evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[str, tuple[str, dict]],
-             progress: bool = True, restart: bool = False
-             ) -> tuple[Path, list[dict], list[str], list[str], Path]:
-    """Run the comparison; returns (out, rows, columns, notes, report path).
+def default_editors(settings: EvalSettings) -> dict[str, tuple[str, dict]]:
+    """``{label: (spec, options)}`` of ``settings.editors`` (default: ``shapes``, or ``identity`` for a task file)."""
+    specs = settings.editors or ["shapes" if settings.task_file is None else "identity"]
+    return {spec: (spec, dict(settings.editor_options)) for spec in specs}
 
-    The folder records its resolved settings (:func:`resolved_settings`, ``run.json``) and is locked for
-    the run (:class:`mira_env.runs.RunFolder`): rerunning with other settings is refused unless ``restart``.
+
+def evaluate(settings: EvalSettings | None = None, options: MetricOptions | None = None,
+             editors: Mapping[str, tuple[str, dict]] | None = None, progress: bool = True, restart: bool = False,
+             *, agents: Mapping[str, Any] | None = None) -> tuple[Path, list[dict], list[str], list[str], Path]:
+    """Run the comparison; returns (out, rows, columns, notes, report path). The Python API of ``mira eval``::
+
+        from mira_env.agents.commands.evaluate import EvalSettings, evaluate
+        out, rows, columns, notes, report = evaluate(EvalSettings(tasks=20, out="evals/mine"),
+                                                     agents={"mine": MyAgent(), "oracle": "oracle"})
+
+    ``agents`` maps record names to agent objects (anything with ``act``) or specs, and replaces
+    ``settings.agents``; ``editors`` defaults to :func:`default_editors`. The folder records its resolved settings
+    (:func:`resolved_settings`, ``run.json``) and is locked for the run (:class:`mira_env.runs.RunFolder`):
+    rerunning with other settings is refused unless ``restart``. An agent object resumes the episodes its name
+    left in the folder: give a changed agent a new name.
     """
+    from dataclasses import replace
+
     from mira_env.runs import RunFolder
 
+    settings = EvalSettings() if settings is None else settings
+    options = MetricOptions() if options is None else options
+    built = None
+    if agents is not None:
+        built = resolve_agents(agents, seed=settings.seed, vlm_options=settings.vlm_options)
+        settings = replace(settings, agents=list(built))
+    editors = default_editors(settings) if editors is None else editors
     with RunFolder(settings.out, resolved_settings(settings, options), keys=EVAL_KEYS,
                    mergeable=("agents", "editors"), restart=restart):
-        return _evaluate(settings, options, editors, progress)
+        return _evaluate(settings, options, editors, progress, built)
 
 
 def _evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[str, tuple[str, dict]],
-              progress: bool) -> tuple[Path, list[dict], list[str], list[str], Path]:
+              progress: bool, built: Mapping[str, Any] | None = None
+              ) -> tuple[Path, list[dict], list[str], list[str], Path]:
     from mira_env.agents.report import write_comparison_report, write_run_report, write_task_index
     from mira_env.agents.rollout import EpisodeStore, RolloutConfig, plan_groups, run_agents, slug
     from mira_env.factory import make_batched
@@ -398,7 +421,8 @@ def _evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[s
     config = RolloutConfig(group_size=settings.group_size, groups_per_batch=settings.groups_per_batch,
                            seed=settings.seed, images=settings.images, progress=progress)
     metric_reward, notes = build_metric_reward(options)
-    agents = make_agents(settings.agents, seed=settings.seed, vlm_options=settings.vlm_options)
+    agents = dict(built) if built is not None else make_agents(settings.agents, seed=settings.seed,
+                                                                vlm_options=settings.vlm_options)
     records_by_editor: dict[str, list[dict]] = {}
     columns_for_report: dict[str, tuple[Path, list[dict]]] = {}
     for label, (spec, editor_options) in editors.items():

@@ -166,8 +166,11 @@ def task_indices(settings: RunSettings, num_tasks: int) -> list[int]:
     return list(range(min(count, num_tasks)))
 
 
-def play(settings: RunSettings, progress: bool = True, restart: bool = False) -> tuple[Path, list[dict], Path]:
+def play(settings: RunSettings, progress: bool = True, restart: bool = False, *,
+         agents: Any = None) -> tuple[Path, list[dict], Path]:
     """Do the run; returns (run folder, records of the selected agents and tasks, report path).
+
+    ``agents`` (the Python API) maps record names to agent objects or specs and replaces ``settings.agents``.
 
     The folder is held for the run (:class:`mira_env.runs.RunFolder`: lock, resolved settings in ``run.json``,
     agents may be added); other settings are refused unless ``restart``. A failed first run leaves no folder.
@@ -179,11 +182,19 @@ def play(settings: RunSettings, progress: bool = True, restart: bool = False) ->
     config = RolloutConfig(group_size=settings.group_size, groups_per_batch=settings.groups_per_batch,
                            groups_per_task=settings.groups_per_task, seed=settings.seed, images=settings.images,
                            progress=progress)
+    built = None
+    if agents is not None:
+        from dataclasses import replace
+
+        from mira_env.agents.specs import resolve_agents
+
+        built = resolve_agents(agents, seed=settings.seed, vlm_options=settings.vlm_options)
+        settings = replace(settings, agents=list(built))
     with RunFolder(settings.out, settings.resolved(), keys=RESUME_KEYS, mergeable=("agents",), restart=restart):
-        return _play(settings, config)
+        return _play(settings, config, built)
 
 
-def _play(settings: RunSettings, config: Any) -> tuple[Path, list[dict], Path]:
+def _play(settings: RunSettings, config: Any, built: Any = None) -> tuple[Path, list[dict], Path]:
     from mira_env.agents.report import summarize, write_run_report, write_task_index
     from mira_env.agents.rollout import EpisodeStore, plan_groups, run_agents
     from mira_env.runs import write_json
@@ -193,7 +204,8 @@ def _play(settings: RunSettings, config: Any) -> tuple[Path, list[dict], Path]:
     venv = make_batched(config.num_envs, **env_kwargs(settings))
     indices = task_indices(settings, len(venv.tasks))
     tasks = [venv.tasks[i] for i in indices]
-    agents = make_agents(settings.agents, seed=settings.seed, vlm_options=settings.vlm_options)
+    agents = dict(built) if built is not None else make_agents(settings.agents, seed=settings.seed,
+                                                                vlm_options=settings.vlm_options)
     write_task_index(out, tasks, size=(venv.config.height, venv.config.width))
     with EpisodeStore(out) as store:
         run_agents(venv, agents, plan_groups(venv.tasks, config, indices), config, store, desc="mira run")

@@ -139,8 +139,9 @@ def test_a_second_process_on_the_same_folder_is_refused(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--agents", "oracle,oracle"], "agent spec 'oracle' is given twice; list every agent once"),
-    (["--agents", "genius"], "agent spec 'genius' (type str) is not one of: oracle, one-shot, random, "
-                             "vlm:<hub id or local path>, vlm:tiny, api:<model>@<base_url>"),
+    (["--agents", "genius"], "agent spec 'genius' (type str) is not one of: oracle, one-shot, random, no-op, "
+                             "vlm:<hub id or local path>, vlm:tiny, api:<model>@<base_url>, pkg.module:Class, or an "
+                             "agent plugin (entry-point group 'mira_env.agents'; installed: none)"),
     (["--agents", "api:gpt"], "agent spec 'api:gpt' is not api:<model>@<base_url>; write e.g. "
                               "api:Qwen/Qwen2.5-VL-7B-Instruct@http://localhost:8000/v1"),
     (["--editor", "identity"], "--editor 'identity' needs --task-file; the shapes world uses its own editor "
