@@ -36,7 +36,7 @@ if [[ "${1:-}" == "--fetch-wheels" ]]; then
   exit 0
 fi
 
-if [[ -d .whl ]]; then
+if [[ -d .whl ]] && ! python3 -c "import diffusers, trl, gymnasium, datasets" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
@@ -172,7 +172,9 @@ class EditReward:
         return [RewardOutput(float(len(i.trajectory)) + 0.01 * float(np.asarray(i.edited).mean()), {}) for i in items]
 
 
-env = EditEnv(editor=CountingEditor(), tasks=tasks[:2], reward=EditReward(), max_steps=2, height=64, width=64)
+# the SFT records' own task (instruction and source images): the policy answers it with <edit>paint it red</edit>
+grpo_tasks = [mira_env.Task(id=f"g{i}", instruction="paint it red", image=images[i]) for i in range(2)]
+env = EditEnv(editor=CountingEditor(), tasks=grpo_tasks, reward=EditReward(), max_steps=2, height=64, width=64)
 dataset = build_dataset(env, num_rows=4, system_prompt="")
 model_args, env_args, config = grpo_resolve({
     "model": str(work / "sft"), "output_dir": str(work / "grpo"), "max_steps": 1, "num_generations": 4,
