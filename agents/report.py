@@ -27,6 +27,7 @@ from PIL import Image
 
 from mira_env.runs import atomic_write_text, save_image, write_json
 
+from mira_env.agents.intervals import SUFFIX, mean_interval, wilson_interval
 from mira_env.agents.rollout import slug, to_jsonable
 
 TASK_INDEX = "tasks.json"
@@ -45,7 +46,9 @@ def summarize(records: Sequence[Mapping[str, Any]], by: Callable[[Mapping[str, A
 
     ``success_rate`` is ``None`` when no episode knows its success; ``mean_<component>`` is the mean
     of each final reward component over the episodes that have it (unscored ones are left out and
-    counted in ``unscored``).
+    counted in ``unscored``). Beside the success rate, the mean reward / return and every component mean,
+    ``<key>_ci95`` holds its 95% interval ``[low, high]`` (:mod:`mira_env.agents.intervals`: Wilson, Student t;
+    ``None`` below two values).
     """
     key = by or (lambda record: record["agent"])
     groups: dict[str, list[Mapping[str, Any]]] = {}
@@ -58,9 +61,11 @@ def summarize(records: Sequence[Mapping[str, Any]], by: Callable[[Mapping[str, A
         for record in group:
             for component, value in (record.get("final_components") or {}).items():
                 components.setdefault(component, []).append(value)
+        wins = sum(bool(s) for s in successes)
         row: dict[str, Any] = {
             "name": name, "episodes": len(group),
-            "success_rate": (sum(bool(s) for s in successes) / len(successes)) if successes else None,
+            "success_rate": (wins / len(successes)) if successes else None,
+            "success_rate" + SUFFIX: wilson_interval(wins, len(successes)) if successes else None,
             "mean_reward": _mean(r.get("final_reward") for r in group),
             "mean_return": _mean(r.get("return") for r in group),
             "mean_steps": _mean(r.get("num_steps") for r in group),
@@ -72,6 +77,9 @@ def summarize(records: Sequence[Mapping[str, Any]], by: Callable[[Mapping[str, A
         for component in sorted(components):
             if component != "success":
                 row[f"mean_{component}"] = _mean(components[component])
+                row[f"mean_{component}{SUFFIX}"] = mean_interval(components[component])
+        for key, field_name in (("mean_reward", "final_reward"), ("mean_return", "return")):
+            row[key + SUFFIX] = mean_interval(r.get(field_name) for r in group)
         rows.append(row)
     return rows
 
@@ -86,9 +94,21 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """A plain-text table (for the terminal) of ``columns`` of ``rows``; missing values show as ``-``."""
-    cells = [[format_value(row.get(column)) for column in columns] for row in rows]
+def format_cell(row: Mapping[str, Any], column: str, intervals: bool = False) -> str:
+    """``row[column]`` as a table shows it; with ``intervals``, followed by its 95% interval when the row has one
+    (``0.750 [0.41, 0.93]``)."""
+    text = format_value(row.get(column))
+    interval = row.get(column + SUFFIX) if intervals else None
+    if interval is not None and row.get(column) is not None:
+        text += f" [{interval[0]:.2f}, {interval[1]:.2f}]"
+    return text
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], intervals: bool = False) -> str:
+    """A plain-text table (for the terminal) of ``columns`` of ``rows``; missing values show as ``-``.
+
+    ``intervals`` adds each value's 95% interval (the row's ``<column>_ci95``) in the same cell."""
+    cells = [[format_cell(row, column, intervals) for column in columns] for row in rows]
     widths = [max([len(column)] + [len(line[i]) for line in cells]) for i, column in enumerate(columns)]
     lines = ["  ".join(column.ljust(width) for column, width in zip(columns, widths)),
              "  ".join("-" * width for width in widths)]
@@ -170,7 +190,8 @@ def _figure(uri: str | None, caption: str, cls: str = "") -> str:
 
 def _table_html(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(format_value(row.get(c)))}</td>" for c in columns) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(format_cell(row, c, intervals=True))}</td>" for c in columns)
+                   + "</tr>"
                    for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -285,7 +306,7 @@ def write_run_report(run_dir: str | os.PathLike, records: Sequence[Mapping[str, 
     rows = summarize(records)
     columns = [c for c in SUMMARY_COLUMNS if any(row.get(c) is not None for row in rows) or c == "name"]
     extra = sorted({k for row in rows for k in row if k.startswith("mean_") and k not in columns
-                    and k not in ("mean_return",)})
+                    and k not in ("mean_return",) and not k.endswith(SUFFIX)})
     body = [_table_html(rows, columns + extra)]
     body += [f'<p class="note">{html.escape(n)}</p>' for n in notes]
     agent_order = {name: i for i, name in enumerate(dict.fromkeys(str(r["agent"]) for r in records))}

@@ -7,7 +7,9 @@ this module, so every run folder behaves the same way:
   (``run.json``). Reopening it with other settings is refused with the list of differences, or, with
   ``restart=True`` (``--restart``), its results are cleared and the run starts over. A folder that holds
   episodes but no settings record (settings unknown) is refused the same way: its episodes are never
-  reused silently. Keys listed as ``mergeable`` (e.g. the agents of ``mira run``) may grow.
+  reused silently. Keys listed as ``mergeable`` (e.g. the agents of ``mira run``) may grow. Beside the
+  settings, ``run.json`` records its ``provenance`` (:func:`provenance`: package version, git commit of the
+  checkout, Python, time), rewritten by every session and never compared.
 - **One writer.** :class:`RunLock` holds an exclusive ``flock`` on ``<folder>/.lock`` for the life of
   the run; a second process on the same folder gets :class:`RunFolderError` naming the holder. The
   kernel drops the lock when its process dies, so a killed run never leaves a stale lock.
@@ -39,7 +41,7 @@ SETTINGS_FILE = "run.json"
 LOCK_FILE = ".lock"
 #: results inside a run folder that ``restart`` clears (the settings record is rewritten)
 RESULT_NAMES = ("episodes.jsonl", "images", "strips", "tasks", "tasks.json", "report.html", "summary.json",
-                "metrics.json", "metrics.csv", "editors")
+                "metrics.json", "metrics.csv", "editors", "baseline")
 #: longest file-name component built from data (most file systems allow 255 bytes)
 MAX_NAME_BYTES = 120
 
@@ -266,7 +268,8 @@ def clear_results(folder: str | os.PathLike) -> None:
 def resolve_settings(folder: str | os.PathLike, settings: Mapping[str, Any], *, keys: Sequence[str],
                      mergeable: Sequence[str] = (), restart: bool = False, flag: str = "--restart",
                      file: str = SETTINGS_FILE) -> dict[str, Any]:
-    """Check ``settings`` against the folder's record and write the record; returns what was written.
+    """Check ``settings`` against the folder's record and write the record; returns the settings written (the
+    record adds their :func:`provenance`).
 
     ``keys`` decide the results: any difference refuses the folder (:class:`RunFolderError` listing them)
     unless ``restart``, which clears the results first. ``mergeable`` keys hold lists that are unioned
@@ -303,8 +306,44 @@ def resolve_settings(folder: str | os.PathLike, settings: Mapping[str, Any], *, 
         elif not changed:
             for key in mergeable:
                 data[key] = list(dict.fromkeys(list(saved.get(key) or []) + list(data.get(key) or [])))
-    write_json(path, data)
+    write_json(path, {**data, PROVENANCE_KEY: provenance()})
     return data
+
+
+#: the key of ``run.json`` recording what code wrote the folder (never compared when resuming)
+PROVENANCE_KEY = "provenance"
+
+
+def git_commit(folder: str | os.PathLike) -> tuple[str | None, bool | None]:
+    """``(commit, dirty)`` of the git checkout holding ``folder``; ``(None, None)`` outside one (an installed
+    wheel) or without git. ``dirty``: tracked files differ from the commit."""
+    import subprocess
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return None, None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return commit, None if status is None else bool(status)
+
+
+def provenance() -> dict[str, Any]:
+    """What wrote a run folder: the package version, the git commit of its checkout (when it runs from one) and
+    whether tracked files had changes, the Python version, and the time (UTC, ISO 8601)."""
+    import platform
+
+    from mira_env import __version__
+
+    source = Path(__file__).resolve().parent
+    commit, dirty = git_commit(source) if (source.parent / ".git").exists() else (None, None)
+    return {"mira_env_version": __version__, "git_commit": commit, "git_dirty": dirty,
+            "python": platform.python_version(), "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 class RunFolder:
@@ -351,6 +390,7 @@ class RunFolder:
             self.lock.release()
 
 
-__all__ = ["LOCK_FILE", "MAX_NAME_BYTES", "RESULT_NAMES", "SETTINGS_FILE", "RunFolder", "RunFolderError", "RunLock",
-           "atomic_write_bytes", "atomic_write_text", "clear_results", "fingerprint", "inside", "resolve_settings", "safe_name",
-           "save_image", "settings_differences", "slug", "write_json"]
+__all__ = ["LOCK_FILE", "MAX_NAME_BYTES", "PROVENANCE_KEY", "RESULT_NAMES", "SETTINGS_FILE", "RunFolder",
+           "RunFolderError", "RunLock", "atomic_write_bytes", "atomic_write_text", "clear_results", "fingerprint",
+           "git_commit", "inside", "provenance", "resolve_settings", "safe_name", "save_image", "settings_differences",
+           "slug", "write_json"]

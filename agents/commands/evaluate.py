@@ -31,7 +31,11 @@ from mira_env.errors import ConfigError, MiraError, describe, error_message
 
 from mira_env.rewards.composite import MergedReward
 
-from mira_env.agents.specs import DEFAULT_AGENTS, SPEC_FORMS, make_agents, parse_options, resolve_agents, split_specs
+from mira_env.agents.intervals import CONFIDENCE, SUFFIX
+
+from mira_env.agents.commands.baseline import BASELINE_NOTE, play_baseline
+from mira_env.agents.specs import (BASELINE_AGENT, DEFAULT_AGENTS, SPEC_FORMS, make_agents, parse_options,
+                                   resolve_agents, split_specs)
 
 SHAPES_DEFAULT_TASKS = 8
 #: metric terms tried by default, in table order
@@ -181,6 +185,8 @@ class EvalSettings:
     vlm_options: dict = field(default_factory=dict, metadata={"help": "Keyword arguments for VLM agents."})
     images: str = field(default="both", metadata={"help": "Images per episode."})
     out: str = field(default="evals/eval", metadata={"help": "Output folder."})
+    baseline: bool = field(default=True, metadata={
+        "help": "Add the no-op baseline row (an agent answering <STOP> at once) to the table."})
 
 
 def env_kwargs(settings: EvalSettings, editor_spec: str, metric_reward: Any,
@@ -221,9 +227,10 @@ def metric_rows(records_by_editor: Mapping[str, Sequence[Mapping[str, Any]]], ag
             for key, value in summary.items():
                 if key == "name":
                     continue
-                row[key[len("mean_"):] if key.startswith("mean_") and key not in ("mean_steps", "mean_edits",
-                                                                                  "mean_reward", "mean_return")
-                    else key] = value
+                base, suffix = (key[: -len(SUFFIX)], SUFFIX) if key.endswith(SUFFIX) else (key, "")
+                if base.startswith("mean_") and base not in ("mean_steps", "mean_edits", "mean_reward", "mean_return"):
+                    base = base[len("mean_"):]
+                row[base + suffix] = value
             rows.append(row)
     return rows
 
@@ -246,23 +253,51 @@ def table_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The table's columns: known ones in order, then other metric components; empty ones dropped."""
     known = [c for c in TABLE_COLUMNS if c in ("agent", "editor") or any(row.get(c) is not None for row in rows)]
     skip = set(TABLE_COLUMNS) | {"reward", "mean_reward", "mean_return", "unscored"}
-    extra = sorted({k for row in rows for k in row if k not in skip and row.get(k) is not None})
+    extra = sorted({k for row in rows for k in row if k not in skip and row.get(k) is not None
+                    and not k.endswith(SUFFIX)})
     return known + extra
 
 
-def write_tables(out: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str], notes: Sequence[str]) -> None:
+def interval_columns(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[str]:
+    """``<column>_ci95_low`` / ``_high`` for every column of ``columns`` that has a 95% interval in some row (the
+    CSV's interval columns, after the values)."""
+    return [f"{column}{SUFFIX}_{end}" for column in columns
+            if any(row.get(column + SUFFIX) is not None for row in rows) for end in ("low", "high")]
+
+
+def csv_row(row: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+    """``row`` as a CSV line holds it: its values, and each interval split into its ``_low`` / ``_high`` columns."""
+    cells = {}
+    for column in columns:
+        if column.endswith(f"{SUFFIX}_low") or column.endswith(f"{SUFFIX}_high"):
+            base, _, end = column.rpartition("_")
+            interval = row.get(base)
+            value = None if interval is None else interval[0 if end == "low" else 1]
+        else:
+            value = row.get(column)
+        cells[column] = "" if value is None else value
+    return cells
+
+
+def write_tables(out: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str], notes: Sequence[str],
+                 baseline: Sequence[Mapping[str, Any]] = ()) -> None:
+    """``metrics.csv`` (values, then each interval's low / high columns) and ``metrics.json`` (rows with their
+    ``_ci95`` intervals, the no-op ``baseline`` rows, the notes)."""
     import io
 
     from mira_env.agents.rollout import to_jsonable
     from mira_env.runs import atomic_write_text, write_json
 
+    header = list(columns) + interval_columns(rows, columns)
     buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+    writer = csv.DictWriter(buffer, fieldnames=header, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({c: ("" if row.get(c) is None else row.get(c)) for c in columns})
+        writer.writerow(csv_row(row, header))
     atomic_write_text(out / "metrics.csv", buffer.getvalue())  # redacted, atomic
-    write_json(out / "metrics.json", to_jsonable({"columns": list(columns), "rows": list(rows), "notes": list(notes)}))
+    data = {"columns": header, "rows": list(rows), "notes": list(notes), "baseline": list(baseline),
+            "confidence": CONFIDENCE}
+    write_json(out / "metrics.json", to_jsonable(data))
 
 
 # ---------------------------------------------------------------------- CLI
@@ -306,6 +341,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "settings to resume it")
     parser.add_argument("--restart", action="store_true",
                         help="clear the output folder's results when its recorded settings differ, and start over")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="leave out the no-op baseline row (an agent answering <STOP> at once)")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -338,6 +375,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[EvalSettings, MetricOp
                             seed=args.seed, max_steps=args.max_steps, size=args.size,
                             editor_options=editor_options,
                             vlm_options=parse_options(args.vlm_option, "vlm"), images=args.images,
+                            baseline=not getattr(args, "no_baseline", False),
                             out=args.out or str(Path("evals") / time.strftime("eval-%Y%m%d-%H%M%S")))
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
     options = MetricOptions(metrics=metrics, reward_config=args.reward_config, device=args.device,
@@ -424,6 +462,7 @@ def _evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[s
     agents = dict(built) if built is not None else make_agents(settings.agents, seed=settings.seed,
                                                                 vlm_options=settings.vlm_options)
     records_by_editor: dict[str, list[dict]] = {}
+    baseline_by_editor: dict[str, list[dict]] = {}
     columns_for_report: dict[str, tuple[Path, list[dict]]] = {}
     for label, (spec, editor_options) in editors.items():
         venv = make_batched(config.num_envs, **env_kwargs(settings, spec, metric_reward, editor_options))
@@ -446,6 +485,8 @@ def _evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[s
         task_ids = {task.id for task in tasks}
         records = [r for r in stored if r["agent"] in agents and r["task_id"] in task_ids]
         records_by_editor[label] = records
+        if settings.baseline and BASELINE_AGENT not in agents:
+            baseline_by_editor[label] = play_baseline(venv, indices, config, run_dir)
         write_run_report(run_dir, records, title=f"mira eval: {label}")
         for name in agents:
             mine = [r for r in records if r["agent"] == name]
@@ -455,11 +496,13 @@ def _evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[s
         venv.close()
     notes += unscored_notes(metric_reward, records_by_editor)
     rows = metric_rows(records_by_editor, list(agents))
+    baseline = metric_rows(baseline_by_editor, [BASELINE_AGENT])
     columns = table_columns(rows)
-    write_tables(out, rows, columns, notes)
+    write_tables(out, rows, columns, notes, baseline)
     world = "shapes world" if settings.task_file is None else settings.task_file
-    report = write_comparison_report(out / "report.html", columns_for_report, rows, columns, task_index_dir=out,
-                                     title=f"mira eval on {world}", notes=notes)
+    report_notes = [*notes, BASELINE_NOTE] if baseline else notes
+    report = write_comparison_report(out / "report.html", columns_for_report, rows + baseline, columns,
+                                     task_index_dir=out, title=f"mira eval on {world}", notes=report_notes)
     return out, rows, columns, notes, report
 
 
@@ -473,9 +516,14 @@ def main(args: argparse.Namespace) -> int:
     except MiraError as exc:
         print(f"mira eval: error: {error_message(exc)}", file=sys.stderr)
         return 2
-    print(format_table(rows, columns))
+    import json
+
+    baseline = json.loads((out / "metrics.json").read_text(encoding="utf-8")).get("baseline") or []
+    print(format_table(rows + baseline, columns, intervals=True))
     from mira_env.redact import redact
 
+    if baseline:
+        print(BASELINE_NOTE)
     for note in notes:
         print(f"note: {redact(note)}")
     print(f"metrics: {out / 'metrics.csv'} {out / 'metrics.json'}")

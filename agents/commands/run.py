@@ -26,7 +26,8 @@ from typing import Any
 
 from mira_env.errors import ConfigError, MiraError, describe, error_message
 
-from mira_env.agents.specs import DEFAULT_AGENTS, SPEC_FORMS, make_agents, parse_options, split_specs
+from mira_env.agents.commands.baseline import BASELINE_DIR, BASELINE_NOTE, play_baseline
+from mira_env.agents.specs import BASELINE_AGENT, DEFAULT_AGENTS, SPEC_FORMS, make_agents, parse_options, split_specs
 
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
@@ -64,6 +65,8 @@ class RunSettings:
     images: str = field(default="both", metadata={"help": "Per-episode images: steps, strip, both or none."})
     vlm_options: dict = field(default_factory=dict, metadata={"help": "Keyword arguments for VLM agents."})
     out: str | None = field(default=None, metadata={"help": "Run folder."})
+    baseline: bool = field(default=True, metadata={
+        "help": "Add the no-op baseline row (an agent answering <STOP> at once) to the table."})
 
     def resolved(self) -> dict[str, Any]:
         """The settings as ``run.json`` records them: every default resolved (tasks, max_steps), plus the
@@ -117,6 +120,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None, help="run name: the folder runs/<name>")
     parser.add_argument("--restart", action="store_true",
                         help="clear the run folder's results when its recorded settings differ, and start over")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="leave out the no-op baseline row (an agent answering <STOP> at once)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -134,7 +139,8 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
                        groups_per_task=args.groups_per_task, seed=args.seed, max_steps=args.max_steps,
                        task_file=args.task_file, editor=args.editor,
                        editor_options=parse_options(args.editor_option, "editor"), metrics=metrics, size=args.size,
-                       images=args.images, vlm_options=parse_options(args.vlm_option, "vlm"), out=out)
+                       images=args.images, vlm_options=parse_options(args.vlm_option, "vlm"), out=out,
+                       baseline=not getattr(args, "no_baseline", False))
 
 
 def env_kwargs(settings: RunSettings) -> dict[str, Any]:
@@ -217,6 +223,9 @@ def _play(settings: RunSettings, config: Any, built: Any = None) -> tuple[Path, 
                               notes=[f"{len(tasks)} tasks x {config.groups_per_task} group(s) x G={config.group_size}; "
                                      f"seed {settings.seed}; folder {out}"])
     write_json(out / SUMMARY_FILE, summarize(records))
+    if settings.baseline and BASELINE_AGENT not in agents:
+        baseline = play_baseline(venv, indices, config, out)
+        write_json(out / BASELINE_DIR / SUMMARY_FILE, summarize(baseline))
     venv.close()
     return out, records, report
 
@@ -230,9 +239,16 @@ def main(args: argparse.Namespace) -> int:
     except MiraError as exc:
         print(f"mira run: error: {error_message(exc)}", file=sys.stderr)
         return 2
+    import json
+
     rows = summarize(records)
     columns = [c for c in SUMMARY_COLUMNS if c == "name" or any(row.get(c) is not None for row in rows)]
-    print(format_table(rows, columns))
+    baseline_file = out / BASELINE_DIR / SUMMARY_FILE
+    baseline = json.loads(baseline_file.read_text(encoding="utf-8")) if settings.baseline and \
+        baseline_file.is_file() else []
+    print(format_table(rows + baseline, columns, intervals=True))
+    if baseline:
+        print(BASELINE_NOTE)
     print(f"episodes: {out / 'episodes.jsonl'}")
     print(f"report:   {report}")
     return 0
