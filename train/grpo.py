@@ -37,6 +37,12 @@ from mira_env.train.config import (ModelArguments, add_dataclass_arguments, add_
 TASK_SOURCES = ("shapes",)
 
 
+#: The default composite reward on the shapes world and on real task sets (MIRA's GRPO reward is judge-based).
+SHAPES_REWARD_TERMS = ("oracle", "format", "step_cost")
+JUDGE_REWARD_TERMS = ("judge_overall", "format", "step_cost")
+JUDGE_REWARD_WEIGHTS = (1.0, 0.5, -0.05)
+
+
 @dataclass
 class GRPOEnvArguments:
     """The environment GRPO trains against: tasks, editor, reward."""
@@ -53,14 +59,30 @@ class GRPOEnvArguments:
     editor_noise: float = field(default=0.0, metadata={
         "help": "Shapes-world editor noise: probability that an edit fails like a diffusion editor would."})
     resolution: int = field(default=64, metadata={"help": "Image resolution of the environment (pixels)."})
-    reward: str = field(default="oracle", metadata={
+    reward: str | None = field(default=None, metadata={
         "help": "'oracle' (the shapes-world oracle reward, shapes tasks only), 'composite' "
                 "(rewards.build_reward of --reward_terms / --reward_weights) or the path of a reward YAML file "
-                "(a rewards.RewardConfig: terms, weights, normalization, model settings)."})
-    reward_terms: list[str] = field(default_factory=lambda: ["oracle", "format", "step_cost"], metadata={
-        "help": "Reward terms of the composite reward (names of the rewards registry)."})
+                "(a rewards.RewardConfig: terms, weights, normalization, model settings). Unset: 'oracle' on the "
+                "shapes world, 'composite' (a VLM-judge composite) on any other task set."})
+    reward_terms: list[str] | None = field(default=None, metadata={
+        "help": "Reward terms of the composite reward (names of the rewards registry). Unset: oracle, format, "
+                "step_cost on the shapes world; judge_overall, format, step_cost elsewhere."})
     reward_weights: list[float] | None = field(default=None, metadata={
-        "help": "One weight per reward term (0 = log only); unset = all 1."})
+        "help": "One weight per reward term (0 = log only). Unset: all 1 with explicit --reward_terms; "
+                "1, 0.5, -0.05 for the default judge composite."})
+    judge_backend: str = field(default="transformers", metadata={
+        "help": "VLM judge backend of judge_* terms: transformers | openai | editscore."})
+    judge_model: str | None = field(default=None, metadata={
+        "help": "VLM judge model of judge_* terms: a hub id / local path (transformers) or the endpoint's model "
+                "name (openai), e.g. Qwen/Qwen2.5-VL-7B-Instruct served by vllm."})
+    judge_base_url: str | None = field(default=None, metadata={
+        "help": "OpenAI-compatible base URL of the judge (openai backend), e.g. http://127.0.0.1:8000/v1."})
+    judge_api_key_env: str = field(default="OPENAI_API_KEY", metadata={
+        "help": "Environment variable holding the judge endpoint's API key (openai backend); '' = a local server "
+                "that needs no key."})
+    dedup_edits: bool = field(default=True, metadata={
+        "help": "Identical edits of one tool iteration (same image, instruction, seed; common at the first turn of "
+                "a group) run once. Editors that declare deterministic=False are never deduplicated."})
     num_rows: int | None = field(default=None, metadata={
         "help": "Dataset rows (task, editor seed) per epoch; default: one per task."})
     data_seed: int = field(default=0, metadata={"help": "Seed of the rows' editor seeds."})
@@ -70,6 +92,13 @@ class GRPOEnvArguments:
         "help": "Resume training: 'auto' (the last checkpoint in output_dir) or a checkpoint folder."})
 
     def __post_init__(self) -> None:
+        shapes = self.tasks == "shapes"
+        if self.reward is None:
+            self.reward = "oracle" if shapes else "composite"
+        if self.reward_terms is None:
+            self.reward_terms = list(SHAPES_REWARD_TERMS if shapes else JUDGE_REWARD_TERMS)
+            if not shapes and self.reward_weights is None:
+                self.reward_weights = list(JUDGE_REWARD_WEIGHTS)
         if self.num_tasks < 1:
             raise ConfigError(f"num_tasks={self.num_tasks} must be >= 1")
         if self.reward not in ("oracle", "composite") and not Path(self.reward).is_file():
@@ -136,6 +165,9 @@ def build_reward(env_args: GRPOEnvArguments):
         config: dict[str, Any] = {"terms": list(env_args.reward_terms)}
         if env_args.reward_weights is not None:
             config["weights"] = [float(w) for w in env_args.reward_weights]
+        if any(str(term).startswith("judge") for term in env_args.reward_terms):
+            config["judge"] = {"backend": env_args.judge_backend, "model": env_args.judge_model,
+                               "base_url": env_args.judge_base_url, "api_key_env": env_args.judge_api_key_env or None}
         return rewards.build_reward(config)
     return rewards.build_reward(Path(env_args.reward))
 
@@ -235,11 +267,10 @@ def train_grpo(model_args: ModelArguments, env_args: GRPOEnvArguments, grpo_conf
                dataset=None, model=None, processor=None, callbacks: list | None = None) -> GRPOResult:
     """Run multi-turn GRPO. ``env`` / ``dataset`` / ``model`` + ``processor`` replace what the arguments
     would build (tests and the learning script pass their own)."""
-    from trl import GRPOTrainer
-
     from mira_env.agents.families import prepare_processor
     from mira_env.agents.prompt import policy_record
     from mira_env.train.model import generation_suppression, load_policy, lora_config, train_and_save
+    from mira_env.train.batching import batched_tool_trainer_class
     from mira_env.train.tools import env_factory
 
     budget = int(grpo_config.max_tool_calling_iterations)
@@ -265,10 +296,12 @@ def train_grpo(model_args: ModelArguments, env_args: GRPOEnvArguments, grpo_conf
         merged = sorted(set(extra.get("suppress_tokens") or []) | set(suppress["suppress_tokens"]))
         grpo_config.generation_kwargs = {**extra, "suppress_tokens": merged}
     reward = EpisodeReward()
-    # 4. TRL GRPOTrainer, multi-turn through environment_factory
-    trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=grpo_config, train_dataset=dataset,
-                          processing_class=processor, peft_config=lora_config(model_args),
-                          environment_factory=env_factory(env), callbacks=callbacks)
+    # 4. TRL GRPOTrainer, multi-turn through environment_factory; the edits of one tool iteration across the
+    #    whole batch reach the editor in ONE (deduplicated) call (mira_env.train.batching)
+    trainer_class = batched_tool_trainer_class()
+    trainer = trainer_class(model=model, reward_funcs=[reward], args=grpo_config, train_dataset=dataset,
+                            processing_class=processor, peft_config=lora_config(model_args),
+                            environment_factory=env_factory(env), callbacks=callbacks, dedup_edits=env_args.dedup_edits)
     # 5. train (resuming when asked) and save the final policy
     policy = policy_record("multi_turn", budget, env_args.system_prompt)
     metrics = train_and_save(trainer, processor, grpo_config.output_dir, env_args.resume,

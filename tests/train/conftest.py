@@ -60,7 +60,7 @@ class StampEditor:
     """
 
     def __init__(self) -> None:
-        self.info = EditorInfo(name="stamp")
+        self.info = EditorInfo(name="stamp", deterministic=False)  # output depends on the call count
         self.outputs: list[Image.Image] = []
 
     def edit(self, images, instructions, seeds):

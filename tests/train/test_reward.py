@@ -63,3 +63,20 @@ def test_oracle_reward_default_and_bad_reward_named():
     assert build_reward(GRPOEnvArguments()) == "oracle"
     with pytest.raises(ConfigError, match="must be 'oracle', 'composite' or the path"):
         GRPOEnvArguments(reward="no/such/reward.yaml")
+
+
+def test_default_reward_is_the_oracle_on_shapes_and_a_judge_composite_elsewhere(tmp_path):
+    from mira_env.train.grpo import JUDGE_REWARD_TERMS, JUDGE_REWARD_WEIGHTS, GRPOEnvArguments, build_reward
+
+    shapes = GRPOEnvArguments()
+    assert (shapes.reward, shapes.reward_terms, shapes.reward_weights) == ("oracle", ["oracle", "format", "step_cost"],
+                                                                           None)
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text("")
+    real = GRPOEnvArguments(tasks=str(tasks), judge_backend="openai", judge_model="judge-vlm",
+                            judge_base_url="http://127.0.0.1:9/v1", judge_api_key_env="")
+    assert (real.reward, real.reward_terms, real.reward_weights) == ("composite", list(JUDGE_REWARD_TERMS),
+                                                                     list(JUDGE_REWARD_WEIGHTS))
+    reward = build_reward(real)  # builds the judge lazily: nothing is contacted here
+    assert [term.name for term in reward.terms] == list(JUDGE_REWARD_TERMS)
+    assert list(reward.weights) == list(JUDGE_REWARD_WEIGHTS)
