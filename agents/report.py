@@ -1,5 +1,9 @@
 """Summaries and self-contained HTML reports of run folders (episodes.jsonl + PNG images).
 
+The pages are jinja2 templates shipped in ``agents/templates/report/`` (``base.html``, ``macros.html``,
+``run.html``, ``comparison.html``, ``report.css``); a folder given as ``template_dir`` (``--report-templates``)
+overrides any of them, e.g. only ``report.css``, or a ``run.html`` that extends ``base.html``.
+
 Every image is embedded as a ``data:image/png;base64`` URI and the CSS is inline: a report is one
 file that opens anywhere, with no external assets. Two reports:
 
@@ -15,7 +19,6 @@ source and target images.
 from __future__ import annotations
 
 import base64
-import html
 import json
 import math
 import os
@@ -25,6 +28,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
+from mira_env.errors import ConfigError
 from mira_env.runs import atomic_write_text, save_image, write_json
 
 from mira_env.agents.intervals import SUFFIX, mean_interval, wilson_interval
@@ -164,64 +168,36 @@ def array_data_uri(array: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#1d232a;background:#fafafa}
-h1{font-size:22px} h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
-h3{font-size:14px;margin:0 0 6px 0}
-table{border-collapse:collapse;margin:8px 0 16px 0;font-size:13px;background:#fff}
-th,td{border:1px solid #ccd;padding:4px 8px;text-align:right} th{background:#eef} td:first-child,th:first-child{text-align:left}
-.episode{background:#fff;border:1px solid #dde;border-radius:6px;padding:10px;margin:10px 0}
-.row{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start}
-figure{margin:0;width:136px;font-size:11px} figure img{width:128px;height:128px;image-rendering:pixelated;
-border:1px solid #ccc;display:block;object-fit:contain;background:#fff}
-figcaption{margin-top:2px;word-wrap:break-word}
-.sep{border-left:2px dashed #bbb;margin:0 6px;align-self:stretch}
-.ok{color:#137333;font-weight:600} .bad{color:#b3261e;font-weight:600} .muted{color:#667}
-.note{font-size:12px;color:#555}
-"""
+#: the folder of the report templates shipped with the package (package data)
+TEMPLATES = Path(__file__).resolve().parent / "templates" / "report"
 
 
-def _figure(uri: str | None, caption: str, cls: str = "") -> str:
-    if uri is None:
-        return f'<figure class="{cls}"><div class="muted">(no image)</div><figcaption>{caption}</figcaption></figure>'
-    return (f'<figure class="{cls}"><img src="{uri}" alt="{html.escape(caption, quote=True)[:80]}">'
-            f"<figcaption>{caption}</figcaption></figure>")
+def report_environment(template_dir: str | os.PathLike | None = None):
+    """The jinja2 environment of the reports: templates from ``template_dir`` first (override any of
+    ``base.html``, ``macros.html``, ``run.html``, ``comparison.html``, ``report.css``), then the shipped ones.
+
+    Autoescaped (record text can never inject markup) and strict (a template naming a missing variable fails).
+    """
+    import jinja2
+
+    loaders = []
+    if template_dir is not None:
+        folder = Path(template_dir)
+        if not folder.is_dir():
+            shipped = sorted(p.name for p in TEMPLATES.iterdir() if p.is_file() and p.suffix != ".py")
+            raise ConfigError(f"report template folder {str(folder)!r} does not exist; pass a folder holding your "
+                              f"versions of any of {shipped}")
+        loaders.append(jinja2.FileSystemLoader(str(folder)))
+    loaders.append(jinja2.FileSystemLoader(str(TEMPLATES)))
+    environment = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), autoescape=True,
+                                     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    environment.globals.update(value=format_value, cell=lambda row, column: format_cell(row, column, intervals=True))
+    return environment
 
 
-def _table_html(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(format_cell(row, c, intervals=True))}</td>" for c in columns)
-                   + "</tr>"
-                   for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _page(title: str, body: str) -> str:
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>")
-
-
-def _verdict(record: Mapping[str, Any]) -> str:
-    success = record.get("success")
-    if success is None:
-        return '<span class="muted">success unknown</span>'
-    return '<span class="ok">success</span>' if success else '<span class="bad">failed</span>'
-
-
-def _step_caption(step: Mapping[str, Any]) -> str:
-    text = html.escape(step.get("instruction") or "")
-    extra = []
-    if not step.get("valid", True):
-        extra.append(f'<span class="bad">invalid ({html.escape(str(step.get("invalid_reason")))})</span>')
-    if step.get("editor_error"):
-        extra.append(f'<span class="bad">editor error: {html.escape(str(step["editor_error"]))[:200]}</span>')
-    status = step.get("editor_status")
-    if isinstance(status, Mapping) and status.get("ok") is False:
-        extra.append(f'<span class="bad">{html.escape(str(status.get("reason", "edit failed")))[:200]}</span>')
-    raw = step.get("raw_output")
-    if raw is not None and raw != step.get("action"):
-        extra.append(f'<span class="muted">raw: {html.escape(str(raw))[:160]}</span>')
-    return f"{step.get('t')}. {text}" + "".join(f"<br>{e}" for e in extra)
+def render_report(template: str, context: Mapping[str, Any], template_dir: str | os.PathLike | None = None) -> str:
+    """``template`` (``run.html`` or ``comparison.html``) rendered with ``context``."""
+    return report_environment(template_dir).get_template(template).render(**context)
 
 
 def _inside(run_dir: Path, relative: Any) -> Path | None:
@@ -257,8 +233,9 @@ def _strip_frames(run_dir: Path, record: Mapping[str, Any]) -> list[str] | None:
     return [array_data_uri(array[:, i * (width + 2): i * (width + 2) + width]) for i in range(count)]
 
 
-def episode_html(run_dir: Path, record: Mapping[str, Any], task: Mapping[str, Any] | None) -> str:
-    """One episode: source, every step (instruction + image), then the final image next to the target."""
+def episode_context(run_dir: Path, record: Mapping[str, Any], task: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What ``run.html`` shows of one episode: source, every step (instruction + image), the final image and the
+    target (when the task has one), the final components."""
     steps = record.get("steps", [])
     images = record.get("images") or {}
     source = _uri(run_dir, images.get("source"))
@@ -269,24 +246,17 @@ def episode_html(run_dir: Path, record: Mapping[str, Any], task: Mapping[str, An
             source, step_uris = frames[0], frames[1:]
     if source is None and task is not None:
         source = _uri(run_dir, task.get("source"))
-    figures = [_figure(source, "source")]
-    figures += [_figure(uri, _step_caption(step)) for uri, step in zip(step_uris, steps) if not step.get("stop")]
-    if steps and steps[-1].get("stop"):
-        figures.append(f'<figure><div class="muted">&lt;STOP&gt; at step {steps[-1].get("t")}</div></figure>')
     final = next((u for u, s in zip(reversed(step_uris), reversed(steps)) if u is not None), source)
-    end = [_figure(final, "final")]
-    if task is not None and task.get("target"):
-        end.append(_figure(_uri(run_dir, task["target"]), "target"))
-    components = record.get("final_components") or {}
-    scores = ", ".join(f"{html.escape(k)}={format_value(v)}" for k, v in components.items())
-    return (f'<div class="episode" id="{html.escape(slug(str(record["agent"]) + "-" + str(record["task_id"])))}'
-            f'-g{record["group_index"]}-m{record["member_index"]}">'
-            f"<h3>{html.escape(str(record['agent']))} &middot; {html.escape(str(record['task_id']))} &middot; "
-            f"group {record['group_index']} member {record['member_index']} &middot; {_verdict(record)} &middot; "
-            f"reward {format_value(record.get('final_reward'))} &middot; {record.get('num_steps')} steps</h3>"
-            f'<div class="note">{html.escape(str(record.get("instruction", "")))}'
-            f'{"<br>" + scores if scores else ""}</div>'
-            f'<div class="row">{"".join(figures)}<div class="sep"></div>{"".join(end)}</div></div>')
+    has_target = task is not None and bool(task.get("target"))
+    return {
+        "id": slug(str(record["agent"]) + "-" + str(record["task_id"])) + f"-g{record['group_index']}"
+              f"-m{record['member_index']}",
+        "record": record, "source": source, "final": final, "has_target": has_target,
+        "target": _uri(run_dir, task["target"]) if has_target else None,
+        "steps": [{"uri": uri, "step": step} for uri, step in zip(step_uris, steps) if not step.get("stop")],
+        "stop_step": steps[-1].get("t") if steps and steps[-1].get("stop") else None,
+        "scores": list((record.get("final_components") or {}).items()),
+    }
 
 
 SUMMARY_COLUMNS = ("name", "episodes", "success_rate", "mean_reward", "mean_oracle", "mean_steps", "mean_edits",
@@ -295,8 +265,10 @@ SUMMARY_COLUMNS = ("name", "episodes", "success_rate", "mean_reward", "mean_orac
 
 def write_run_report(run_dir: str | os.PathLike, records: Sequence[Mapping[str, Any]], *, title: str = "mira run",
                      notes: Sequence[str] = (), path: str | os.PathLike | None = None,
-                     max_episodes_per_agent: int | None = 100) -> Path:
+                     max_episodes_per_agent: int | None = 100, template_dir: str | os.PathLike | None = None) -> Path:
     """Write ``report.html`` (or ``path``) for ``records`` of the run folder ``run_dir``; returns its path.
+
+    The page is the ``run.html`` template (:func:`report_environment`: ``template_dir`` overrides any template).
 
     The summary table covers every record; the episode cards are limited to the first
     ``max_episodes_per_agent`` episodes of each agent (``None``: all) to keep the file small, with a note.
@@ -307,42 +279,38 @@ def write_run_report(run_dir: str | os.PathLike, records: Sequence[Mapping[str, 
     columns = [c for c in SUMMARY_COLUMNS if any(row.get(c) is not None for row in rows) or c == "name"]
     extra = sorted({k for row in rows for k in row if k.startswith("mean_") and k not in columns
                     and k not in ("mean_return",) and not k.endswith(SUFFIX)})
-    body = [_table_html(rows, columns + extra)]
-    body += [f'<p class="note">{html.escape(n)}</p>' for n in notes]
     agent_order = {name: i for i, name in enumerate(dict.fromkeys(str(r["agent"]) for r in records))}
-    ordered = sorted(records, key=lambda r: (agent_order[str(r["agent"])], int(r.get("task_index", 0) or 0), str(r["task_id"]),
-                                             int(r["group_index"]), int(r["member_index"])))
-    current, shown = None, 0
+    ordered = sorted(records, key=lambda r: (agent_order[str(r["agent"])], int(r.get("task_index", 0) or 0),
+                                             str(r["task_id"]), int(r["group_index"]), int(r["member_index"])))
+    agents: list[dict[str, Any]] = []
     for record in ordered:
-        if record["agent"] != current:
-            current, shown = record["agent"], 0
-            body.append(f"<h2>{html.escape(str(current))}</h2>")
-            total = sum(1 for r in records if r["agent"] == current)
-            if max_episodes_per_agent is not None and total > max_episodes_per_agent:
-                body.append(f'<p class="note">showing the first {max_episodes_per_agent} of {total} episodes; '
-                            f"every episode is in episodes.jsonl and strips/</p>")
-        shown += 1
-        if max_episodes_per_agent is not None and shown > max_episodes_per_agent:
-            continue
-        body.append(episode_html(base, record, tasks.get(str(record["task_id"]))))
+        if not agents or agents[-1]["name"] != record["agent"]:
+            total = sum(1 for r in records if r["agent"] == record["agent"])
+            shown = total if max_episodes_per_agent is None else min(total, max_episodes_per_agent)
+            agents.append({"name": record["agent"], "total": total, "shown": shown, "episodes": []})
+        if len(agents[-1]["episodes"]) < agents[-1]["shown"]:
+            agents[-1]["episodes"].append(episode_context(base, record, tasks.get(str(record["task_id"]))))
+    page = render_report("run.html", {"title": title, "rows": rows, "columns": columns + extra, "notes": list(notes),
+                                      "agents": agents}, template_dir)
     target = Path(path) if path is not None else base / REPORT_FILE
-    atomic_write_text(target, _page(title, "".join(body)))  # redacted: no secret reaches the report
+    atomic_write_text(target, page)  # redacted: no secret reaches the report
     return target
 
 
 def write_comparison_report(path: str | os.PathLike, columns: Mapping[str, tuple[Path, Sequence[Mapping[str, Any]]]],
                             metrics_rows: Sequence[Mapping[str, Any]], metric_columns: Sequence[str], *,
                             task_index_dir: str | os.PathLike, title: str = "mira eval",
-                            notes: Sequence[str] = (), max_tasks: int | None = 100) -> Path:
-    """Agents (x editors) side by side on the same tasks.
+                            notes: Sequence[str] = (), max_tasks: int | None = 100,
+                            template_dir: str | os.PathLike | None = None) -> Path:
+    """Agents (x editors) side by side on the same tasks: the ``comparison.html`` template (``template_dir``
+    overrides any template, :func:`report_environment`).
 
     ``columns`` maps a column label to ``(run_dir, records)``; for every task the first member of
     group 0 of each column is shown (its final image and final metrics), after the task's source
     and target from the task index in ``task_index_dir``; at most ``max_tasks`` tasks (``None``: all).
     """
     tasks = read_task_index(task_index_dir)
-    body = [_table_html(metrics_rows, metric_columns)]
-    body += [f'<p class="note">{html.escape(n)}</p>' for n in notes]
+    notes = list(notes)
     by_task: dict[str, dict[str, tuple[Path, Mapping[str, Any]]]] = {}
     order: list[str] = []
     for label, (run_dir, records) in columns.items():
@@ -352,40 +320,34 @@ def write_comparison_report(path: str | os.PathLike, columns: Mapping[str, tuple
                 order.append(task_id)
             by_task.setdefault(task_id, {}).setdefault(label, (Path(run_dir), record))
     if max_tasks is not None and len(order) > max_tasks:
-        body.append(f'<p class="note">showing the first {max_tasks} of {len(order)} tasks; the metrics table '
-                    f"covers all of them</p>")
+        notes.append(f"showing the first {max_tasks} of {len(order)} tasks; the metrics table covers all of them")
         order = order[:max_tasks]
+    base = Path(task_index_dir)
+    shown = []
     for task_id in order:
         task = tasks.get(task_id, {})
-        base = Path(task_index_dir)
-        figures = [_figure(_uri(base, task.get("source")), "source")]
-        if task.get("target"):
-            figures.append(_figure(_uri(base, task["target"]), "target"))
-        figures.append('<div class="sep"></div>')
+        cells = []
         for label in columns:
             if label not in by_task[task_id]:
-                figures.append(_figure(None, html.escape(label)))
+                cells.append({"label": label, "record": None, "final": None})
                 continue
             run_dir, record = by_task[task_id][label]
-            steps = record.get("steps", [])
-            uris = [_uri(run_dir, s.get("image")) for s in steps]
+            uris = [_uri(run_dir, s.get("image")) for s in record.get("steps", [])]
             final = next((u for u in reversed(uris) if u is not None), None)
             if final is None:
                 frames = _strip_frames(run_dir, record)
                 final = frames[-1] if frames else _uri(run_dir, (record.get("images") or {}).get("source"))
-            components = record.get("final_components") or {}
-            lines = [f"<b>{html.escape(label)}</b>", _verdict(record), f"{record.get('num_steps')} steps"]
-            lines += [f"{html.escape(k)}={format_value(v)}" for k, v in components.items() if k != "success"]
-            lines += [html.escape(s.get("instruction") or "")[:80] for s in steps if not s.get("stop")]
-            figures.append(_figure(final, "<br>".join(lines)))
-        body.append(f'<div class="episode"><h3>{html.escape(task_id)}</h3>'
-                    f'<div class="note">{html.escape(str(task.get("instruction", "")))}</div>'
-                    f'<div class="row">{"".join(figures)}</div></div>')
+            cells.append({"label": label, "record": record, "final": final})
+        shown.append({"id": task_id, "instruction": str(task.get("instruction", "")),
+                      "source": _uri(base, task.get("source")), "has_target": bool(task.get("target")),
+                      "target": _uri(base, task["target"]) if task.get("target") else None, "columns": cells})
+    page = render_report("comparison.html", {"title": title, "rows": list(metrics_rows), "columns": list(metric_columns),
+                                             "notes": notes, "tasks": shown}, template_dir)
     target = Path(path)
-    atomic_write_text(target, _page(title, "".join(body)))  # redacted: no secret reaches the report
+    atomic_write_text(target, page)  # redacted: no secret reaches the report
     return target
 
 
-__all__ = ["REPORT_FILE", "SUMMARY_COLUMNS", "TASK_INDEX", "array_data_uri", "data_uri", "episode_html",
-           "format_table", "format_value", "read_task_index", "summarize", "write_comparison_report",
-           "write_run_report", "write_task_index"]
+__all__ = ["REPORT_FILE", "SUMMARY_COLUMNS", "TASK_INDEX", "TEMPLATES", "array_data_uri", "data_uri",
+           "episode_context", "format_cell", "format_table", "format_value", "read_task_index", "render_report",
+           "report_environment", "summarize", "write_comparison_report", "write_run_report", "write_task_index"]

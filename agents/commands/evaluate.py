@@ -187,6 +187,9 @@ class EvalSettings:
     out: str = field(default="evals/eval", metadata={"help": "Output folder."})
     baseline: bool = field(default=True, metadata={
         "help": "Add the no-op baseline row (an agent answering <STOP> at once) to the table."})
+    report_templates: str | None = field(default=None, metadata={
+        "help": "A folder of report templates overriding the shipped ones (base.html, macros.html, run.html, "
+                "comparison.html, report.css)."})
 
 
 def env_kwargs(settings: EvalSettings, editor_spec: str, metric_reward: Any,
@@ -343,6 +346,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="clear the output folder's results when its recorded settings differ, and start over")
     parser.add_argument("--no-baseline", action="store_true",
                         help="leave out the no-op baseline row (an agent answering <STOP> at once)")
+    parser.add_argument("--report-templates", default=None, metavar="DIR",
+                        help="folder of jinja2 templates overriding the report's (base.html, macros.html, run.html, "
+                             "comparison.html, report.css)")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -376,6 +382,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[EvalSettings, MetricOp
                             editor_options=editor_options,
                             vlm_options=parse_options(args.vlm_option, "vlm"), images=args.images,
                             baseline=not getattr(args, "no_baseline", False),
+                            report_templates=getattr(args, "report_templates", None),
                             out=args.out or str(Path("evals") / time.strftime("eval-%Y%m%d-%H%M%S")))
     metrics = None if args.metrics is None else [m.strip() for m in args.metrics.split(",") if m.strip()]
     options = MetricOptions(metrics=metrics, reward_config=args.reward_config, device=args.device,
@@ -487,7 +494,7 @@ def _evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[s
         records_by_editor[label] = records
         if settings.baseline and BASELINE_AGENT not in agents:
             baseline_by_editor[label] = play_baseline(venv, indices, config, run_dir)
-        write_run_report(run_dir, records, title=f"mira eval: {label}")
+        write_run_report(run_dir, records, title=f"mira eval: {label}", template_dir=settings.report_templates)
         for name in agents:
             mine = [r for r in records if r["agent"] == name]
             if mine:
@@ -502,7 +509,8 @@ def _evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[s
     world = "shapes world" if settings.task_file is None else settings.task_file
     report_notes = [*notes, BASELINE_NOTE] if baseline else notes
     report = write_comparison_report(out / "report.html", columns_for_report, rows + baseline, columns,
-                                     task_index_dir=out, title=f"mira eval on {world}", notes=report_notes)
+                                     task_index_dir=out, title=f"mira eval on {world}", notes=report_notes,
+                                     template_dir=settings.report_templates)
     return out, rows, columns, notes, report
 
 

@@ -67,6 +67,9 @@ class RunSettings:
     out: str | None = field(default=None, metadata={"help": "Run folder."})
     baseline: bool = field(default=True, metadata={
         "help": "Add the no-op baseline row (an agent answering <STOP> at once) to the table."})
+    report_templates: str | None = field(default=None, metadata={
+        "help": "A folder of report templates overriding the shipped ones (base.html, macros.html, run.html, "
+                "comparison.html, report.css)."})
 
     def resolved(self) -> dict[str, Any]:
         """The settings as ``run.json`` records them: every default resolved (tasks, max_steps), plus the
@@ -122,6 +125,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="clear the run folder's results when its recorded settings differ, and start over")
     parser.add_argument("--no-baseline", action="store_true",
                         help="leave out the no-op baseline row (an agent answering <STOP> at once)")
+    parser.add_argument("--report-templates", default=None, metavar="DIR",
+                        help="folder of jinja2 templates overriding the report's (base.html, macros.html, run.html, "
+                             "comparison.html, report.css)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -140,7 +146,8 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
                        task_file=args.task_file, editor=args.editor,
                        editor_options=parse_options(args.editor_option, "editor"), metrics=metrics, size=args.size,
                        images=args.images, vlm_options=parse_options(args.vlm_option, "vlm"), out=out,
-                       baseline=not getattr(args, "no_baseline", False))
+                       baseline=not getattr(args, "no_baseline", False),
+                       report_templates=getattr(args, "report_templates", None))
 
 
 def env_kwargs(settings: RunSettings) -> dict[str, Any]:
@@ -221,7 +228,7 @@ def _play(settings: RunSettings, config: Any, built: Any = None) -> tuple[Path, 
     world = "shapes world" if settings.task_file is None else settings.task_file
     report = write_run_report(out, records, title=f"mira run: {', '.join(agents)} on {world}",
                               notes=[f"{len(tasks)} tasks x {config.groups_per_task} group(s) x G={config.group_size}; "
-                                     f"seed {settings.seed}; folder {out}"])
+                                     f"seed {settings.seed}; folder {out}"], template_dir=settings.report_templates)
     write_json(out / SUMMARY_FILE, summarize(records))
     if settings.baseline and BASELINE_AGENT not in agents:
         baseline = play_baseline(venv, indices, config, out)
