@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -117,19 +116,19 @@ def start_editor_service(config: ServeConfig, health_timeout_s: float = 300.0) -
 def serve_until_signal(running: RunningService, what: str = "service", out=None) -> int:
     """Block until SIGINT or SIGTERM, then stop ``running`` and return 0 (the exit status)."""
     out = out or sys.stdout
-    stop = threading.Event()
+    # The handler only appends to a list: a threading.Event.set() inside a signal handler deadlocks when a second
+    # signal arrives while the first handler holds the Event's lock (e.g. `timeout` forwarding a Ctrl-C).
     received: list[int] = []
 
     def on_signal(signum, _frame) -> None:
         received.append(signum)
-        stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         print(f"mira {what} serving on {running.url} (backend {running.backend}); Ctrl-C or SIGTERM stops it",
               file=out, flush=True)
-        while not stop.wait(0.5):
-            pass
+        while not received:
+            time.sleep(0.2)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

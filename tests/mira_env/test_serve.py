@@ -144,7 +144,9 @@ def test_replica_killed_mid_batch_is_retried_without_losing_or_repeating_edits(r
     assert sum(size for _, size, _ in calls(log)[before:]) >= 4  # killed edits ran again elsewhere
 
 
-def test_sigterm_stops_the_command_cleanly():
+@pytest.mark.parametrize("burst", [(signal.SIGTERM,), (signal.SIGINT, signal.SIGTERM, signal.SIGINT, signal.SIGTERM)])
+def test_signals_stop_the_command_cleanly(burst):
+    """One SIGTERM, or a burst (``timeout`` forwarding Ctrl-C while a second signal arrives): a clean stop."""
     command = [sys.executable, "-m", "mira_env.train.cli", "serve", "editor", "--backend", "threaded", "--port", "0",
                "--editor", "shapes"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -153,9 +155,10 @@ def test_sigterm_stops_the_command_cleanly():
     assert "mira editor service serving on http://127.0.0.1:" in first, first
     url = first.split("serving on ", 1)[1].split()[0]
     assert RemoteEditor(url).info.name == "remote:shapes"
-    process.send_signal(signal.SIGTERM)
+    for sig in burst:
+        process.send_signal(sig)
     rest = process.communicate(timeout=30)[0]
-    assert process.returncode == 0 and "mira editor service stopped (SIGTERM)" in rest
+    assert process.returncode == 0 and f"mira editor service stopped ({signal.Signals(burst[0]).name})" in rest
 
 
 @pytest.mark.parametrize("kwargs, message", [
