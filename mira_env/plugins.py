@@ -57,17 +57,22 @@ def load_plugin(group: str, name: str, what: str) -> Any | None:
                           f"loaded: {exc}") from None
 
 
-def call_with_supported(factory: Callable[..., Any], **kwargs: Any) -> Any:
-    """``factory(**kwargs)`` with only the keyword arguments its signature accepts (all of them with ``**kw``)."""
+def accepts(factory: Callable[..., Any], name: str) -> bool:
+    """Whether ``factory`` takes the keyword argument ``name`` (by name or through ``**kwargs``); False when its
+    signature cannot be read (a builtin)."""
     try:
         parameters = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):  # a builtin without a signature: call it bare
-        return factory()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        return factory(**kwargs)
-    names = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    return factory(**{key: value for key, value in kwargs.items() if key in names})
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD
+               or (p.name == name and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)) for p in parameters)
 
 
-__all__ = ["AGENT_GROUP", "REWARD_TERM_GROUP", "call_with_supported", "is_import_path", "load_object", "load_plugin",
+def call_with_supported(factory: Callable[..., Any], **kwargs: Any) -> Any:
+    """``factory(**kwargs)`` with only the keyword arguments it :func:`accepts` (optional shared settings such as
+    ``seed``; never use it for user-given parameters, whose typos must fail)."""
+    return factory(**{key: value for key, value in kwargs.items() if accepts(factory, key)})
+
+
+__all__ = ["AGENT_GROUP", "REWARD_TERM_GROUP", "accepts", "call_with_supported", "is_import_path", "load_object", "load_plugin",
            "plugin_names"]

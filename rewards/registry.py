@@ -179,19 +179,10 @@ def register_term(name: str, factory: Factory, overwrite: bool = False) -> None:
     TERMS[name] = factory
 
 
-def _accepts(target: Any, name: str) -> bool:
-    import inspect
-
-    try:
-        parameters = inspect.signature(target).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
-
-
 def _plugin(target: Any, where: str) -> Factory:
     """The factory of a term plugin: a term class / factory called with the spec's params (``name=`` when the spec
     has an alias, ``device=`` from the config when it takes one), or a ready term object (no params)."""
+    from mira_env.plugins import accepts
 
     def factory(spec, config, context):
         if callable(getattr(target, "score", None)) and not isinstance(target, type):
@@ -203,7 +194,7 @@ def _plugin(target: Any, where: str) -> Factory:
             kwargs = dict(spec.params)
             if spec.alias:
                 kwargs["name"] = spec.alias
-            if "device" not in kwargs and _accepts(target, "device"):
+            if "device" not in kwargs and accepts(target, "device"):
                 kwargs["device"] = config.device
             term = target(**kwargs)
         else:
