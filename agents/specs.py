@@ -174,5 +174,25 @@ def parse_options(pairs: Sequence[str] | None, what: str) -> dict[str, Any]:
     return options
 
 
+def trained_step_budget(specs: Sequence[str]) -> int | None:
+    """The edit budget the ``vlm:<folder>`` policies among ``specs`` were trained with (their ``mira_policy.json``).
+
+    ``None`` when no spec names a folder with a policy record. Policies trained with different budgets cannot share
+    one evaluation's step limit: that is an error naming them and the fix (``--max-steps``).
+    """
+    from mira_env.agents.prompt import read_policy_record
+
+    budgets: dict[str, int] = {}
+    for spec in specs:
+        if isinstance(spec, str) and spec.startswith("vlm:"):
+            budget = read_policy_record(spec[len("vlm:"):].strip()).get("edit_budget")
+            if isinstance(budget, int) and not isinstance(budget, bool):
+                budgets[spec] = budget
+    if len(set(budgets.values())) > 1:
+        raise ConfigError(f"the policies were trained with different edit budgets {budgets}; pass --max-steps N to "
+                          "evaluate them under one step limit")
+    return next(iter(budgets.values()), None)
+
+
 __all__ = ["BASELINES", "BASELINE_AGENT", "DEFAULT_AGENTS", "SPEC_FORMS", "build_agent", "make_agent", "make_agents",
-           "parse_api_spec", "parse_options", "resolve_agents", "split_specs", "tiny_vlm_path"]
+           "parse_api_spec", "parse_options", "resolve_agents", "split_specs", "tiny_vlm_path", "trained_step_budget"]

@@ -174,22 +174,16 @@ def build_reward(env_args: GRPOEnvArguments):
 
 def build_env(env_args: GRPOEnvArguments, max_steps: int):
     """The base :class:`EditEnv` (its editor, tasks, reward and config are shared by every rollout)."""
-    from mira_env.env import EditEnv
+    import mira_env
 
     if env_args.tasks == "shapes":
-        from mira_env.shapes import make_shapes_env
-
-        kwargs: dict[str, Any] = dict(split=env_args.split, num_tasks=env_args.num_tasks, max_steps=max_steps,
-                                      resolution=env_args.resolution, reward=build_reward(env_args))
-        if env_args.difficulty is not None:
-            kwargs["difficulty"] = env_args.difficulty
-        if env_args.editor_noise:
-            kwargs["noise"] = env_args.editor_noise
-        env = make_shapes_env(**kwargs)
-        return getattr(env, "unwrapped", env)
-    reward = build_reward(env_args)
-    return EditEnv(editor=env_args.editor, tasks=env_args.tasks, reward=reward, max_steps=max_steps,
-                   height=env_args.resolution, width=env_args.resolution)
+        env = mira_env.make("shapes", split=env_args.split, num_tasks=env_args.num_tasks,
+                            difficulty=env_args.difficulty, noise=env_args.editor_noise or None,
+                            size=env_args.resolution, max_steps=max_steps, reward=build_reward(env_args))
+    else:
+        env = mira_env.make(env_args.tasks, editor=env_args.editor, reward=build_reward(env_args),
+                            size=env_args.resolution, max_steps=max_steps)
+    return getattr(env, "unwrapped", env)
 
 
 def build_dataset(env, *, num_rows: int | None = None, seed: int = 0, system_prompt: str | None = None,

@@ -158,11 +158,10 @@ def finish_episode(tool_env: EditingToolEnv, final_text: str) -> RewardOutput:
 
 def env_factory(base: EditEnv):
     """A TRL ``environment_factory``: each call builds an :class:`EditingToolEnv` on its own ``EditEnv``
-    that shares ``base``'s editor, tasks, reward function and config."""
+    that shares ``base``'s editor, tasks, reward function and config (:meth:`EditEnv.clone`)."""
 
     def make() -> EditingToolEnv:
-        env = type(base)(editor=base.editor, tasks=base.tasks, reward=base.reward_fn, config=base.config)
-        return EditingToolEnv(env)
+        return EditingToolEnv(base.clone())
 
     return make
 

@@ -35,7 +35,7 @@ from mira_env.agents.intervals import CONFIDENCE, SUFFIX
 
 from mira_env.agents.commands.baseline import BASELINE_NOTE, play_baseline
 from mira_env.agents.specs import (BASELINE_AGENT, DEFAULT_AGENTS, SPEC_FORMS, make_agents, parse_options,
-                                   resolve_agents, split_specs)
+                                   resolve_agents, split_specs, trained_step_budget)
 
 SHAPES_DEFAULT_TASKS = 8
 #: metric terms tried by default, in table order
@@ -319,7 +319,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group-size", type=int, default=1, help="episodes per task and agent (default 1)")
     parser.add_argument("--groups-per-batch", type=int, default=4, help="groups per batch (default 4)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="step budget T_max (default: the edit budget vlm:<folder> policies were trained with, "
+                             "from their mira_policy.json; else the env's)")
     parser.add_argument("--size", type=int, default=256, help="observation size for task files (default 256)")
     parser.add_argument("--metrics", default=None,
                         help="comma-separated metric terms (default: " + ",".join(DEFAULT_METRICS)
@@ -378,7 +380,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[EvalSettings, MetricOp
         editors["tiny-instruct-pix2pix"] = (tiny_editor_path(), {"num_inference_steps": 2, **editor_options})
     settings = EvalSettings(agents=agents, editors=[spec for spec, _ in editors.values()], task_file=args.task_file, tasks=args.tasks,
                             split=args.split, group_size=args.group_size, groups_per_batch=args.groups_per_batch,
-                            seed=args.seed, max_steps=args.max_steps, size=args.size,
+                            seed=args.seed, max_steps=args.max_steps or trained_step_budget(agents), size=args.size,
                             editor_options=editor_options,
                             vlm_options=parse_options(args.vlm_option, "vlm"), images=args.images,
                             baseline=not getattr(args, "no_baseline", False),

@@ -27,7 +27,8 @@ from typing import Any
 from mira_env.errors import ConfigError, MiraError, describe, error_message
 
 from mira_env.agents.commands.baseline import BASELINE_DIR, BASELINE_NOTE, play_baseline
-from mira_env.agents.specs import BASELINE_AGENT, DEFAULT_AGENTS, SPEC_FORMS, make_agents, parse_options, split_specs
+from mira_env.agents.specs import (BASELINE_AGENT, DEFAULT_AGENTS, SPEC_FORMS, make_agents, parse_options, split_specs,
+                                    trained_step_budget)
 
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
@@ -106,7 +107,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--groups-per-batch", type=int, default=2, help="groups played side by side (default 2)")
     parser.add_argument("--groups-per-task", type=int, default=1, help="groups per task (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    parser.add_argument("--max-steps", type=int, default=None, help="step budget T_max (default: the env's)")
+    parser.add_argument("--max-steps", type=int, default=None, help="step budget T_max (default: the edit budget vlm:<folder> "
+                        "policies were trained with, from their mira_policy.json; else the env's)")
     parser.add_argument("--task-file", default=None,
                         help="tasks from a .jsonl file / image folder / saved datasets folder instead of the shapes world")
     parser.add_argument("--editor", default=None,
@@ -142,7 +144,7 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
     metrics = [m.strip() for m in (args.metrics or "").split(",") if m.strip()]
     return RunSettings(agents=agents, tasks=args.tasks, split=args.split, noise=args.noise,
                        group_size=args.group_size, groups_per_batch=args.groups_per_batch,
-                       groups_per_task=args.groups_per_task, seed=args.seed, max_steps=args.max_steps,
+                       groups_per_task=args.groups_per_task, seed=args.seed, max_steps=args.max_steps or trained_step_budget(agents),
                        task_file=args.task_file, editor=args.editor,
                        editor_options=parse_options(args.editor_option, "editor"), metrics=metrics, size=args.size,
                        images=args.images, vlm_options=parse_options(args.vlm_option, "vlm"), out=out,

@@ -119,6 +119,36 @@ def test_settings_from_flags():
     assert known.command == "eval" and options.metrics is None
 
 
+def _eval_args(argv):
+    import argparse
+
+    from mira_env.agents.commands import evaluate
+
+    parser = argparse.ArgumentParser()
+    evaluate.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_eval_steps_default_to_the_budget_the_policy_was_trained_with(tmp_path):
+    """A GRPO checkpoint trained with 3 tool turns is evaluated with 3 steps unless --max-steps says otherwise."""
+    from mira_env.agents.prompt import POLICY_RECORD, policy_record
+    from mira_env.errors import ConfigError
+
+    for name, budget in (("a", 3), ("b", 3), ("c", 4)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / POLICY_RECORD).write_text(json.dumps(policy_record("multi_turn", budget, None)))
+    settings, _, _ = settings_from_args(_eval_args(["--agents", f"oracle,vlm:{tmp_path / 'a'},vlm:{tmp_path / 'b'}"]))
+    assert settings.max_steps == 3
+    settings, _, _ = settings_from_args(_eval_args(["--agents", f"vlm:{tmp_path / 'a'}", "--max-steps", "7"]))
+    assert settings.max_steps == 7
+    settings, _, _ = settings_from_args(_eval_args(["--agents", "oracle,vlm:Qwen/Qwen2.5-VL-3B-Instruct"]))
+    assert settings.max_steps is None  # no record (a hub id): the env's default
+    with pytest.raises(ConfigError) as err:
+        settings_from_args(_eval_args(["--agents", f"vlm:{tmp_path / 'a'},vlm:{tmp_path / 'c'}"]))
+    assert str(err.value) == (f"the policies were trained with different edit budgets {{'vlm:{tmp_path / 'a'}': 3, "
+                              f"'vlm:{tmp_path / 'c'}': 4}}; pass --max-steps N to evaluate them under one step limit")
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--metrics", "clip_t,sharpness"], "unknown metric(s) ['sharpness']; known terms: "),
     (["--editors", "shapes:lots"], "editor spec 'shapes:lots': write shapes:<noise in [0, 1]>, e.g. shapes:0.2"),
