@@ -83,6 +83,9 @@ class GRPOEnvArguments:
     dedup_edits: bool = field(default=True, metadata={
         "help": "Identical edits of one tool iteration (same image, instruction, seed; common at the first turn of "
                 "a group) run once. Editors that declare deterministic=False are never deduplicated."})
+    advantage: str = field(default="episode", metadata={
+        "help": "'episode': TRL's group-normalised episode advantage; 'turn': plus turn-level credit "
+                "(mira_env.train.credit: per-turn advantages over the group; the env then scores every step)."})
     num_rows: int | None = field(default=None, metadata={
         "help": "Dataset rows (task, editor seed) per epoch; default: one per task."})
     data_seed: int = field(default=0, metadata={"help": "Seed of the rows' editor seeds."})
@@ -116,6 +119,8 @@ class GRPOEnvArguments:
             raise ConfigError(f"editor_noise={self.editor_noise} must be a probability in [0, 1]")
         if self.num_rows is not None and self.num_rows < 1:
             raise ConfigError(f"num_rows={self.num_rows} must be >= 1")
+        if self.advantage not in ("episode", "turn"):
+            raise ConfigError(f"advantage={describe(self.advantage)} is not one of ['episode', 'turn']")
 
 
 def _grpo_defaults() -> dict[str, Any]:
@@ -176,13 +181,14 @@ def build_env(env_args: GRPOEnvArguments, max_steps: int):
     """The base :class:`EditEnv` (its editor, tasks, reward and config are shared by every rollout)."""
     import mira_env
 
+    scoring = {"reward_mode": "every_step"} if env_args.advantage == "turn" else {}  # turn credit needs step scores
     if env_args.tasks == "shapes":
         env = mira_env.make("shapes", split=env_args.split, num_tasks=env_args.num_tasks,
                             difficulty=env_args.difficulty, noise=env_args.editor_noise or None,
-                            size=env_args.resolution, max_steps=max_steps, reward=build_reward(env_args))
+                            size=env_args.resolution, max_steps=max_steps, reward=build_reward(env_args), **scoring)
     else:
         env = mira_env.make(env_args.tasks, editor=env_args.editor, reward=build_reward(env_args),
-                            size=env_args.resolution, max_steps=max_steps)
+                            size=env_args.resolution, max_steps=max_steps, **scoring)
     return getattr(env, "unwrapped", env)
 
 
@@ -293,6 +299,10 @@ def train_grpo(model_args: ModelArguments, env_args: GRPOEnvArguments, grpo_conf
     # 4. TRL GRPOTrainer, multi-turn through environment_factory; the edits of one tool iteration across the
     #    whole batch reach the editor in ONE (deduplicated) call (mira_env.train.batching)
     trainer_class = batched_tool_trainer_class()
+    if env_args.advantage == "turn":
+        from mira_env.train.credit import turn_credit_trainer_class
+
+        trainer_class = turn_credit_trainer_class()
     trainer = trainer_class(model=model, reward_funcs=[reward], args=grpo_config, train_dataset=dataset,
                             processing_class=processor, peft_config=lora_config(model_args),
                             environment_factory=env_factory(env), callbacks=callbacks, dedup_edits=env_args.dedup_edits)

@@ -9,7 +9,7 @@ Thin glue over the public pieces, top to bottom:
    held-out curve as callbacks);
 4. ``mira train grpo`` (:func:`mira_env.train.grpo.train_grpo`) under editor noise with ``oracle_progress`` plus a
    success bonus as the reward, once with the episode advantage and once with turn-level credit
-   (:mod:`mira_env.train.credit`), the reward-hacking monitor (:mod:`mira_env.train.monitor`) as a callback;
+   (``--advantage turn``, :mod:`mira_env.train.credit`), the reward-hacking monitor (:mod:`mira_env.train.monitor`) as a callback;
 5. every stage (and the scripted oracle, replanning and open loop) plays the SAME held-out test-split tasks with the
    SAME editor seeds through the rollout engine (:func:`mira_env.train.monitor.play_episodes`); paired McNemar tests.
 
@@ -20,7 +20,6 @@ Thin glue over the public pieces, top to bottom:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import subprocess
@@ -250,25 +249,6 @@ def export_records(out: Path, split: str, num_tasks: int, difficulty: int, resol
     return out
 
 
-@contextlib.contextmanager
-def grpo_trainer_class(credit: str):
-    """``train_grpo`` builds ``trl.GRPOTrainer``; for turn-level credit it is swapped, for this call only, for
-    :func:`mira_env.train.credit.turn_credit_trainer_class` (``train_grpo`` has no trainer-class argument yet)."""
-    if credit == "episode":
-        yield
-        return
-    import trl
-
-    from mira_env.train.credit import turn_credit_trainer_class
-
-    original = trl.GRPOTrainer
-    trl.GRPOTrainer = turn_credit_trainer_class()
-    try:
-        yield
-    finally:
-        trl.GRPOTrainer = original
-
-
 def _callbacks():
     from transformers import TrainerCallback
 
@@ -399,9 +379,8 @@ def run(cfg: LearningConfig) -> dict:
             "max_completion_length": 384, "temperature": 1.0, "save_steps": 100_000, "logging_steps": 1,
             "seed": cfg.seed, "system_prompt": "", "tasks": "shapes", "reward": "composite",
             "reward_terms": ["oracle_progress"], "scale_rewards": "group", "loss_type": "dapo",
-            "disable_tqdm": True})
-        with grpo_trainer_class(credit):
-            grpo = train_grpo(model_args, env_args, grpo_config, env=grpo_env, dataset=dataset, callbacks=[monitor])
+            "advantage": credit, "disable_tqdm": True})
+        grpo = train_grpo(model_args, env_args, grpo_config, env=grpo_env, dataset=dataset, callbacks=[monitor])
         timings[f"grpo_{credit}_s"] = time.time() - t
         results["grpo"][credit] = {"log": grpo.trainer.state.log_history,
                                    "monitor": [p.to_dict() for p in monitor.series], "alarms": monitor.alarms}

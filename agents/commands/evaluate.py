@@ -494,6 +494,10 @@ def _evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[s
         task_ids = {task.id for task in tasks}
         records = [r for r in stored if r["agent"] in agents and r["task_id"] in task_ids]
         records_by_editor[label] = records
+        from mira_env.agents.episode_stats import monitor_lines  # reward-hacking statistics, one line per agent
+
+        for line in monitor_lines(records, run_dir):
+            print(f"{label}: {line}", file=sys.stderr)
         if settings.baseline and BASELINE_AGENT not in agents:
             baseline_by_editor[label] = play_baseline(venv, indices, config, run_dir)
         write_run_report(run_dir, records, title=f"mira eval: {label}", template_dir=settings.report_templates)

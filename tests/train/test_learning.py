@@ -1,12 +1,12 @@
 """Pieces of the learning-result script: Wilson intervals, the exact McNemar test, stage summaries of real rollout
-records, the config checks and the trainer swap for turn-level credit."""
+records, the config checks and the GRPO advantage flag."""
 
 from __future__ import annotations
 
 import pytest
 
 from mira_env.errors import ConfigError
-from mira_env.train.learning import LearningConfig, grpo_trainer_class, mcnemar, summarize, wilson
+from mira_env.train.learning import LearningConfig, mcnemar, summarize, wilson
 
 
 def test_wilson_interval():
@@ -53,12 +53,13 @@ def test_config_checks_and_noise_spec():
         LearningConfig(grpo_batch=12, group=8)
 
 
-def test_turn_credit_swaps_the_trainer_for_the_call_only():
-    import trl
+def test_grpo_advantage_flag_chooses_the_turn_credit_trainer():
+    from mira_env.train.grpo import GRPOEnvArguments, build_env
 
-    original = trl.GRPOTrainer
-    with grpo_trainer_class("episode"):
-        assert trl.GRPOTrainer is original
-    with grpo_trainer_class("turn"):
-        assert trl.GRPOTrainer.__name__ == "TurnCreditGRPOTrainer" and issubclass(trl.GRPOTrainer, original)
-    assert trl.GRPOTrainer is original
+    assert GRPOEnvArguments().advantage == "episode"
+    with pytest.raises(ConfigError, match="advantage='step'"):
+        GRPOEnvArguments(advantage="step")
+    env = build_env(GRPOEnvArguments(advantage="turn", num_tasks=2, difficulty=1, resolution=56), max_steps=3)
+    assert env.config.reward_mode == "every_step"  # turn credit reads every step's score
+    assert build_env(GRPOEnvArguments(num_tasks=2, difficulty=1, resolution=56), max_steps=3).config.reward_mode == \
+        "terminal"
