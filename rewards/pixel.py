@@ -33,14 +33,15 @@ class PixelDistance(RewardTerm):
         self.power = power
         self.name = name or f"l{power}"
 
+    def distance(self, edited, reference) -> float:
+        """Mean ``|edited - reference|**power`` on ``[0, 1]`` intensities, ``edited`` resized to the reference."""
+        goal = np.asarray(rgb(reference), dtype=np.float32) / 255.0
+        moved = np.asarray(match_size(rgb(edited), reference), dtype=np.float32) / 255.0
+        diff = np.abs(moved - goal)
+        return float(np.mean(diff if self.power == 1 else diff * diff))
+
     def _score(self, items: Sequence[RewardInput]) -> list[float]:
-        out = []
-        for item in items:
-            source = np.asarray(rgb(item.source), dtype=np.float32) / 255.0
-            edited = np.asarray(match_size(rgb(item.edited), item.source), dtype=np.float32) / 255.0
-            diff = np.abs(edited - source)
-            out.append(float(np.mean(diff if self.power == 1 else diff * diff)))
-        return out
+        return [self.distance(item.edited, item.source) for item in items]
 
 
 def L1Distance(name: str = "l1") -> PixelDistance:  # noqa: N802 - reads like a class

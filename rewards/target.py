@@ -13,14 +13,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-
 from mira_env.errors import TaskError
 from mira_env.reward_api import RewardInput
 
-from mira_env.rewards.base import RewardTerm, Scores
+from mira_env.rewards.base import Scores
 from mira_env.rewards.clip import ClipImage
-from mira_env.rewards.images import match_size, rgb
+from mira_env.rewards.pixel import PixelDistance
 
 
 def _targets(items: Sequence[RewardInput]) -> tuple[list, list[str | None]]:
@@ -37,31 +35,15 @@ def _targets(items: Sequence[RewardInput]) -> tuple[list, list[str | None]]:
     return targets, reasons
 
 
-class TargetPixelDistance(RewardTerm):
+class TargetPixelDistance(PixelDistance):
     """Mean ``|edited - target|**p`` on ``[0, 1]`` intensities (``p`` = 1 or 2); a distance."""
 
-    value_range = (0.0, 1.0)
-    higher_is_better = False
-
     def __init__(self, power: int = 1, name: str | None = None) -> None:
-        if power not in (1, 2):
-            from mira_env.rewards.errors import RewardConfigError, describe
-
-            raise RewardConfigError(f"power={describe(power)} must be 1 (L1) or 2 (L2)")
-        self.power = power
-        self.name = name or f"target_l{power}"
+        super().__init__(power, name or f"target_l{power}")
 
     def _score(self, items: Sequence[RewardInput]) -> Scores:
         targets, reasons = _targets(items)
-        values: list[float | None] = []
-        for item, target in zip(items, targets):
-            if target is None:
-                values.append(None)
-                continue
-            goal = np.asarray(rgb(target), dtype=np.float32) / 255.0
-            edited = np.asarray(match_size(rgb(item.edited), target), dtype=np.float32) / 255.0
-            diff = np.abs(edited - goal)
-            values.append(float(np.mean(diff if self.power == 1 else diff * diff)))
+        values = [None if target is None else self.distance(item.edited, target) for item, target in zip(items, targets)]
         return Scores(values, reasons)
 
 
