@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -17,6 +15,7 @@ from mira_env.records import read_records, record_to_json
 from mira_env.sessions import load_sessions
 from mira_env.tasks import load_jsonl
 from mira_env.tasks.benchmarks import load_magicbrush
+from tests.chat_server import ChatServer
 from tests.mira_env import benchmark_fixtures as fx
 
 
@@ -128,45 +127,20 @@ def test_build_config_errors(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ paraphrases
-class Paraphrase(BaseHTTPRequestHandler):
-    seen: list = []
-    fail = False
-
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):  # http.server API
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).seen.append(body)
-        if type(self).fail:
-            self.send_response(400)
-            self.end_headers()
-            self.wfile.write(b'{"error": "bad request"}')
-            return
-        prompt = body["messages"][0]["content"]
-        request = prompt.rsplit("Request: ", 1)[1]
-        answer = f"1. Please {request}\n- In other words: {request}\n\n{request.upper()}\n"
-        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+def _paraphrases(body):
+    request = body["messages"][0]["content"].rsplit("Request: ", 1)[1]
+    return f"1. Please {request}\n- In other words: {request}\n\n{request.upper()}\n"
 
 
 @pytest.fixture()
 def llm():
-    Paraphrase.seen, Paraphrase.fail = [], False
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Paraphrase)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
-    httpd.server_close()
+    with ChatServer(answer=_paraphrases) as server:
+        yield server
 
 
 def test_paraphrases_are_cached_seeded_and_recorded(tmp_path, sessions, llm):
     cache = tmp_path / "paraphrases.jsonl"
-    config = ParaphraseConfig(base_url=llm, model="llm", count=2, seed=7, cache_path=str(cache), api_key_env=None,
+    config = ParaphraseConfig(base_url=llm.base_url, model="llm", count=2, seed=7, cache_path=str(cache), api_key_env=None,
                               max_retries=0)
     out = tmp_path / "out"
     build_records(sessions, BuildConfig(out=str(out), progress=False), paraphraser=Paraphraser(config))
@@ -174,11 +148,11 @@ def test_paraphrases_are_cached_seeded_and_recorded(tmp_path, sessions, llm):
     text = "Add a red hat to the dog, then make the sky pink."
     # numbering and bullets stripped, the copy of the request (in any case) dropped
     assert record.variants == [f"Please {text}", f"In other words: {text}"]
-    body = next(b for b in Paraphrase.seen if "red hat" in b["messages"][0]["content"])
+    body = next(r["body"] for r in llm.requests if "red hat" in r["body"]["messages"][0]["content"])
     assert body["model"] == "llm" and body["seed"] == 7 and body["temperature"] == 0.7
     assert body["messages"][0]["content"] == build_prompt(text, "ordered", 2)
     assert "must stay in the order" in body["messages"][0]["content"]
-    assert len(Paraphrase.seen) == 2
+    assert len(llm.requests) == 2
     # a fresh paraphraser on the same cache sends nothing
     again = Paraphraser(config)
     assert again.paraphrase(text).cached and again.requests == 0
@@ -190,8 +164,8 @@ def test_paraphrases_are_cached_seeded_and_recorded(tmp_path, sessions, llm):
 
 
 def test_a_failing_endpoint_is_recorded_never_fatal(tmp_path, sessions, llm):
-    Paraphrase.fail = True
-    config = ParaphraseConfig(base_url=llm, model="llm", api_key_env=None, max_retries=0)
+    llm.fail_first, llm.status = 10**9, 400  # every request refused
+    config = ParaphraseConfig(base_url=llm.base_url, model="llm", api_key_env=None, max_retries=0)
     out = tmp_path / "out"
     summary = build_records(sessions, BuildConfig(out=str(out), progress=False), paraphraser=Paraphraser(config))
     assert summary.sessions_kept == 2 and summary.paraphrases == {"failed": 2}

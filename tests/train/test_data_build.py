@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -16,6 +14,7 @@ from PIL import Image
 from mira_env.records import read_records, record_to_json
 from mira_env.train.cli import main
 from mira_env.train.data import build_sft_samples, load_records
+from tests.chat_server import ChatServer
 from tests.mira_env import benchmark_fixtures as fx
 
 
@@ -109,35 +108,17 @@ def test_bad_flags_fail_with_the_reason(tmp_path, capsys):
     assert "nope.jsonl' does not exist" in capsys.readouterr().err
 
 
-class BrightnessJudge(BaseHTTPRequestHandler):
-    """A stand-in OpenAI-compatible VLM judge: scores the LAST image of a request by its mean brightness."""
-
-    requests = 0
-
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):  # http.server API
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests += 1
-        urls = [part["image_url"]["url"] for message in body["messages"] if isinstance(message["content"], list)
-                for part in message["content"] if part.get("type") == "image_url"]
-        edited = Image.open(io.BytesIO(base64.b64decode(urls[-1].split(",", 1)[1])))
-        score = round(float(np.asarray(edited.convert("L")).mean()) / 25.5, 2)
-        answer = json.dumps({"reasoning": "brightness", "score": [score, score]})
-        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+def _brightness_judge(body):
+    """A stand-in VLM judge: scores the LAST image of a request by its mean brightness."""
+    urls = [part["image_url"]["url"] for message in body["messages"] if isinstance(message["content"], list)
+            for part in message["content"] if part.get("type") == "image_url"]
+    edited = Image.open(io.BytesIO(base64.b64decode(urls[-1].split(",", 1)[1])))
+    score = round(float(np.asarray(edited.convert("L")).mean()) / 25.5, 2)
+    return json.dumps({"reasoning": "brightness", "score": [score, score]})
 
 
 def test_candidates_are_ranked_by_a_judge_composite(tmp_path):
-    BrightnessJudge.requests = 0
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), BrightnessJudge)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
+    with ChatServer(answer=_brightness_judge) as judge:
         folder = tmp_path / "s"
         folder.mkdir()
         for name, level in (("source", 100), ("turn", 120), ("bright", 240), ("dark", 10)):
@@ -149,15 +130,12 @@ def test_candidates_are_ranked_by_a_judge_composite(tmp_path):
         reward = tmp_path / "judge.yaml"
         reward.write_text("terms:\n  - {name: judge_sc, weight: 0}\n  - {name: judge_pq, weight: 0}\n"
                           "  - {name: judge_overall, weight: 1}\n"
-                          f"judge: {{backend: openai, model: judge, base_url: 'http://127.0.0.1:{httpd.server_address[1]}"
-                          "/v1', api_key_env: null, max_retries: 0}\n")
+                          f"judge: {{backend: openai, model: judge, base_url: '{judge.base_url}', "
+                          "api_key_env: null, max_retries: 0}\n")
         out = tmp_path / "out"
         assert main(["data", "build", "--sessions", str(folder / "sessions.jsonl"), "--out", str(out), "--reward",
                      str(reward), "--no-progress"]) == 0
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
     (record,) = read_records(out)
     assert record.metadata["candidate"] == "bright" and record.metadata["reward"] == "reward:judge.yaml"
     assert record.metadata["score"] == pytest.approx(round(240 / 25.5, 2))  # overall = sqrt(SC * PQ), SC = PQ here
-    assert BrightnessJudge.requests == 6  # 3 candidates x (SC, PQ), one composite call
+    assert len(judge.requests) == 6  # 3 candidates x (SC, PQ), one composite call
