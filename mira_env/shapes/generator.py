@@ -36,7 +36,10 @@ from mira_env.shapes.scene import BACKGROUNDS, CELLS, COLORS, DIRECTIONS, GRID, 
 from mira_env.tasks.task import Task
 
 #: the version of the task stream: tasks of another version differ at every index (run folders record it)
-GENERATOR_VERSION = "mira-shapes/v2"
+GENERATOR_VERSION = "mira-shapes/v3"
+#: the seed prefix of every task's random stream: v3 kept v2's scenes, programs and instructions and changed only
+#: the atomic instructions (now the clauses of the complex instruction), so it kept v2's stream
+_STREAM = "mira-shapes/v2"
 SPLITS = ("train", "validation", "test")
 SPLIT_BUCKETS = {"train": range(0, 8), "validation": range(8, 9), "test": range(9, 10)}
 DEFAULT_NUM_TASKS = {"train": 2000, "validation": 500, "test": 500}
@@ -196,38 +199,46 @@ def _reads_as(text: str, scene: Scene, after: Scene) -> bool:
         return False
 
 
-def _clause(rng: random.Random, step: _Step, pronoun: bool, before: Scene) -> str | None:
-    """A phrasing of ``step`` that reads exactly one way and turns ``before`` into ``step.after`` (with ``it``
-    for its object when ``pronoun``), or None when no phrasing does."""
+def _clause(rng: random.Random, step: _Step, pronoun: bool, before: Scene) -> tuple[str, str] | None:
+    """A phrasing of ``step`` that reads exactly one way and turns ``before`` into ``step.after``, as written in
+    the complex instruction (with ``it`` for its object when ``pronoun``) and standalone (the atomic
+    instruction: the same words with the referring expression), or None when no phrasing does."""
     key = phrasing_key(step.op)
     count = len(PHRASINGS[key])
     first = rng.randrange(count)
     for offset in range(count):
         variant = (first + offset) % count
-        if _reads_as(phrase(step.op, step.ref_text, variant), before, step.after):
-            return phrase(step.op, "it" if pronoun else step.ref_text, variant)
+        standalone = phrase(step.op, step.ref_text, variant)
+        if _reads_as(standalone, before, step.after):
+            return (phrase(step.op, "it", variant) if pronoun else standalone), standalone
     return None
 
 
-def _compose(rng: random.Random, source: Scene, steps: list[_Step], level: dict) -> str:
+def _compose(rng: random.Random, source: Scene, steps: list[_Step], level: dict) -> tuple[str, tuple[str, ...]]:
     """One complex instruction for ``steps`` from ``source``: ordered with connectives (and pronouns), or
-    reordered; every clause in a phrasing with one reading (the program guarantees one exists)."""
+    reordered; every clause in a phrasing with one reading (the program guarantees one exists). Returns the
+    text and its clauses in execution order as standalone atomic instructions (pronouns resolved): the
+    decomposition of THIS text, as in MIRA-Editing, where a complex instruction merges the session's atomic ones."""
     count = len(steps)
     befores = [source] + [step.after for step in steps[:-1]]
     if count >= 2 and rng.random() < level["reorder"]:
-        clauses = [_clause(rng, step, False, before) for step, before in zip(steps, befores)]
+        pairs = [_clause(rng, step, False, before) for step, before in zip(steps, befores)]
+        clauses = [written for written, _ in pairs]
+        atomic = tuple(standalone for _, standalone in pairs)
         first = ", then ".join(clauses[:-1]) if count > 2 else clauses[0]
         template = rng.randrange(2)
         if template == 0:
             text = f"Before you {clauses[-1]}, {first}."
         else:
             text = f"{clauses[-1][0].upper()}{clauses[-1][1:]}, but first {first}."
-        return text
-    clauses = []
+        return text, atomic
+    pairs = []
     for index, step in enumerate(steps):
         same = (index > 0 and step.target_uid is not None and step.target_uid == steps[index - 1].target_uid
                 and steps[index - 1].op.kind != "remove" and step.ref_text is not None)
-        clauses.append(_clause(rng, step, same and rng.random() < level["pronoun"], befores[index]))
+        pairs.append(_clause(rng, step, same and rng.random() < level["pronoun"], befores[index]))
+    clauses = [written for written, _ in pairs]
+    atomic = tuple(standalone for _, standalone in pairs)
     template = rng.randrange(4)
     if template == 0:
         body = ", then ".join(clauses[:-1]) + (", and finally " if count > 2 else ", then ") + clauses[-1]
@@ -239,7 +250,7 @@ def _compose(rng: random.Random, source: Scene, steps: list[_Step], level: dict)
     else:
         body = ". ".join([clauses[0]] + [f"{'after that' if i % 2 else 'then'}, {c}"
                                           for i, c in enumerate(clauses[1:], start=1)])
-    return _sentences(body + ".")
+    return _sentences(body + "."), atomic
 
 
 def _sentences(text: str) -> str:
@@ -266,7 +277,7 @@ class ShapesTaskGenerator:
             raise ConfigError("pass either config= or ShapesTaskConfig keyword arguments, not both")
         self.config = config or ShapesTaskConfig(**options)
         cfg = self.config
-        self._stream = f"{GENERATOR_VERSION}/{cfg.seed}/{cfg.split}/{cfg.difficulty}"
+        self._stream = f"{_STREAM}/{cfg.seed}/{cfg.split}/{cfg.difficulty}"
         self._tasks: OrderedDict[int, Task] = OrderedDict()
         self._cache_size = cache_size
         suffix = "" if cfg.difficulty is None else f"-d{cfg.difficulty}"
@@ -338,7 +349,6 @@ class ShapesTaskGenerator:
         count = rng.choice(level["edits"])
         uids = {obj.cell: index for index, obj in enumerate(scene.objects)}
         steps: list[_Step] = []
-        atomic: list[str] = []
         current, last_uid = scene, None
         for _ in range(count):
             step = text = None
@@ -347,23 +357,23 @@ class ShapesTaskGenerator:
                 if candidate is None or candidate.after == current or candidate.after == scene or any(
                         candidate.after == s.after for s in steps):
                     continue
-                text = _clause(rng, candidate, False, before=current)
-                if text is not None:
+                if _clause(rng, candidate, False, before=current) is not None:
                     step = candidate
                     break
             if step is None:
                 return None
             steps.append(step)
-            atomic.append(text)
             current, uids, last_uid = step.after, step.uids, step.target_uid
         texts: list[str] = []
+        atomic: tuple[str, ...] = ()
         for _ in range(self.config.num_variants * 4 + 4):
-            text = _compose(rng, scene, steps, level)
+            text, clauses = _compose(rng, scene, steps, level)
             if text not in texts:
                 texts.append(text)
+                atomic = atomic or clauses  # the atomic instructions are the clauses of the main instruction
             if len(texts) > self.config.num_variants:
                 break
-        return TaskSpec(scene, tuple(s.op for s in steps), tuple(atomic), tuple(s.after for s in steps), texts[0],
+        return TaskSpec(scene, tuple(s.op for s in steps), atomic, tuple(s.after for s in steps), texts[0],
                         tuple(texts[1:]), difficulty, tuple(s.ref_kind or "none" for s in steps))
 
     def _build(self, index: int) -> Task:

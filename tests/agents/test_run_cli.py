@@ -111,7 +111,7 @@ def test_run_json_records_resolved_settings(tmp_path):
     assert mira(["run", "--agents", "oracle", "--group-size", "1", "--out", str(out), "--no-progress"]) == 0
     saved = json.loads((out / "run.json").read_text())
     assert saved["tasks"] == 4 and saved["max_steps"] == 10 and saved["task_file_fingerprint"] is None
-    assert saved["task_generator"] == "mira-shapes/v2"  # a folder of the old task stream is refused, not mixed
+    assert saved["task_generator"] == "mira-shapes/v3"  # a folder of the old task stream is refused, not mixed
 
 
 def test_a_second_process_on_the_same_folder_is_refused(tmp_path, capsys):

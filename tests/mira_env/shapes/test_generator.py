@@ -98,3 +98,15 @@ def test_config_errors(options, message):
     with pytest.raises(ConfigError) as info:
         ShapesTaskConfig(**options)
     assert str(info.value) == message
+
+
+def test_atomic_instructions_are_the_clauses_of_the_complex_instruction():
+    """The atomic instructions decompose the task's own complex instruction (as MIRA-Editing's merge does): at
+    difficulty 1 (no pronouns) every one is a span of C, in order; with pronouns each still executes alone."""
+    from mira_env.shapes.generator import ShapesTaskGenerator
+
+    for task in list(ShapesTaskGenerator(split="train", difficulty=1, resolution=32))[:200]:
+        text = task.instruction.lower()
+        positions = [text.find(atomic) for atomic in task.atomic_instructions]
+        assert all(p >= 0 for p in positions), (task.instruction, task.atomic_instructions)
+        assert positions == sorted(positions)
