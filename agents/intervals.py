@@ -1,4 +1,5 @@
-"""95% confidence intervals for result tables (scipy): Wilson for success rates, Student's t for means.
+"""95% confidence intervals for result tables (scipy): Wilson for success rates, Student's t for means; the exact
+McNemar test for two policies' successes on the same tasks.
 
 Episodes are treated as independent draws. Members of one GRPO group share their task and editor seeds, so with
 ``group_size > 1`` the intervals are optimistic; compare agents on the same seeds (paired) for tight claims.
@@ -50,4 +51,22 @@ def mean_interval(values: Iterable[float | None], confidence: float = CONFIDENCE
     return [float(low), float(high)]
 
 
-__all__ = ["CONFIDENCE", "SUFFIX", "mean_interval", "wilson_interval"]
+def mcnemar_test(first: Sequence[bool], second: Sequence[bool]) -> dict:
+    """The exact McNemar test of two policies' successes on the SAME tasks (same editor seeds): a two-sided binomial
+    test on the discordant tasks. Returns ``{"second_only", "first_only", "p_value"}`` (p = 1 without discordant
+    tasks)."""
+    if len(first) != len(second):
+        raise ValueError(f"paired results differ in length: {len(first)} vs {len(second)} (score both policies on "
+                         f"the same tasks)")
+    only_second = sum(1 for a, b in zip(first, second) if b and not a)
+    only_first = sum(1 for a, b in zip(first, second) if a and not b)
+    discordant = only_first + only_second
+    if discordant == 0:
+        return {"second_only": 0, "first_only": 0, "p_value": 1.0}
+    from scipy.stats import binomtest
+
+    return {"second_only": only_second, "first_only": only_first,
+            "p_value": float(binomtest(only_second, discordant, 0.5).pvalue)}
+
+
+__all__ = ["CONFIDENCE", "SUFFIX", "mcnemar_test", "mean_interval", "wilson_interval"]
