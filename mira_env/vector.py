@@ -24,7 +24,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
 
-from mira_env.env import EditEnv, execute_edits, score_batch
+from mira_env.env import EditEnv, step_many
 from mira_env.errors import ConfigError
 from mira_env.tasks.task import Task
 
@@ -140,12 +140,7 @@ class BatchedEditEnv(VectorEnv):
         if bad:
             raise ConfigError(f"step_active indices {bad} are out of range for {self.num_envs} environments")
         envs = [self.envs[i] for i in indices]
-        plans = [env.plan_step(action) for env, action in zip(envs, actions)]
-        execute_edits(self.editor, plans, [env.config.reject_blank_outputs for env in envs])
-        for env, plan in zip(envs, plans):
-            env.apply_edit(plan)
-        outputs = score_batch(self.reward_fn, plans)
-        results = [env.finish_step(plan, output) for env, plan, output in zip(envs, plans, outputs)]
+        results = step_many(envs, actions, editors=[self.editor] * len(envs))
         for index, result in zip(indices, results):
             self._env_obs[index] = result[0]
             self._rewards[index], self._terminations[index], self._truncations[index] = result[1:4]
