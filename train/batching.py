@@ -6,19 +6,22 @@ editor calls per step. :class:`BatchedToolGRPOTrainer` keeps TRL's loop (its tok
 masks, image handling and roll-backs are untouched) and changes only WHEN the edits run:
 
 1. At the first ``edit`` tool call of an iteration, it collects the pending ``edit`` call of EVERY sample
-   of the batch (each sample's last assistant message with unanswered tool calls), plans each one on its
-   rollout's environment (:meth:`EditEnv.plan_step`, no side effects) and runs all of them in ONE
-   ``editor.edit`` call (deduplicated: identical image, instruction, seed and settings run once, see
-   :mod:`mira_env.editors.cache`).
-2. TRL then calls each sample's tool as before; its environment steps as before, but its editor is a
-   :class:`PrefetchEditor` that hands back the prefetched result for exactly that (image, instruction,
-   seed) instead of calling the model. A result is handed out once; anything not prefetched (a second
-   ``<edit>`` in the same answer, which depends on the first) falls through to the real editor.
+   of the batch (each sample's last assistant message with unanswered tool calls) and steps all their
+   environments as ONE batched step (:func:`mira_env.train.tools.step_tool_calls`, built on
+   :func:`mira_env.steps.step_many`): the edits in ONE ``editor.edit`` call (deduplicated: identical image,
+   instruction, seed and settings run once, see :mod:`mira_env.editors.cache`), and the reward terms the
+   environment computes at this step (every step with ``reward_mode`` ``every_step`` / ``delta``, or the
+   episodes that end here) in ONE ``reward.score`` call.
+2. TRL then calls each sample's tool as before; the tool hands back the result its environment's step
+   produced in the batch, once. Anything not pre-stepped (a second ``<edit>`` in the same answer, which
+   depends on the first) steps on its own as before.
 
-So the environment's semantics, seeds and records are exactly those of the sequential loop, and with a
-deterministic editor the images are identical; only the number of editor calls changes: one per
-iteration. Behind a :class:`~mira_env.editors.remote.RemoteEditor`, that one call fans out concurrently
-over the service's replicas.
+So the environment's semantics, seeds and records are exactly those of the sequential loop (TRL calls the
+tool of every sample with tool calls in an iteration, and rolls results back only after they ran, so
+stepping them ahead changes no state); with a deterministic editor the images are identical; only the
+number of editor and reward calls changes: one each per iteration. Behind a
+:class:`~mira_env.editors.remote.RemoteEditor`, that one editor call fans out concurrently over the
+service's replicas.
 
 TRL internals relied on (checked at construction; supported range :data:`SUPPORTED_TRL`):
 
@@ -26,6 +29,8 @@ TRL internals relied on (checked at construction; supported range :data:`SUPPORT
   multimodal_fields)`` is where tools run, and ``completions`` (one message list per sample) is the list it
   appends each iteration's post-tool assistant message to before that iteration's tool calls;
 - assistant messages carry ``tool_calls`` as ``[{"type": "function", "function": {"name", "arguments"}}]``;
+- it calls the tool of every sample with tool calls in each iteration (``idxs_with_tool``) before it drops
+  overlong results;
 - ``self._sync_tool_dicts[i]`` maps tool names to the callables of sample ``i`` (bound methods of that
   sample's environment instance, :class:`~mira_env.train.tools.EditingToolEnv`);
 - ``_generate_and_score_completions`` returns a dict with ``advantages`` of shape (B,) and ``compute_loss``
@@ -43,13 +48,12 @@ Use it in place of ``trl.GRPOTrainer``::
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from typing import Any, Sequence
 
 from PIL import Image
 
 from mira_env.editors.base import EditorInfo
-from mira_env.editors.cache import DedupEditor, edit_key
+from mira_env.editors.cache import DedupEditor
 from mira_env.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -75,11 +79,11 @@ def check_trl_version(version: str | None = None) -> str:
     return version
 
 
-class PrefetchEditor:
-    """An editor that serves edits computed ahead in one batch, and passes anything else through.
+class IterationEditor:
+    """The editor a tool iteration's batched step runs on: the real editor, deduplicated when it is deterministic.
 
     Args:
-        editor: the real editor.
+        editor: the real editor (shared by the rollouts' environments).
         dedup: run identical edits of a batch once (only for ``info.deterministic`` editors).
     """
 
@@ -88,45 +92,13 @@ class PrefetchEditor:
         info = getattr(editor, "info", None) or EditorInfo(name=type(editor).__name__)
         self.info = info
         self.runner = DedupEditor(editor) if dedup and info.deterministic else editor
-        self._store: dict[str, list[Any]] = defaultdict(list)
-        self.batched_calls = 0  # prefetch batches (one per tool iteration)
-        self.fallback_calls = 0  # edits that were not prefetched and ran on their own
+        self.calls = 0  # batched editor calls (at most one per tool iteration)
         self.batch_sizes: list[int] = []
 
-    def prefetch(self, images: Sequence[Image.Image], instructions: Sequence[str], seeds: Sequence[int]) -> None:
-        """Run these edits in ONE call and keep each result for the ``edit`` call that asks for it."""
-        if not images:
-            return
-        self.batched_calls += 1
+    def edit(self, images: Sequence[Image.Image], instructions: Sequence[str], seeds: Sequence[int]) -> list:
+        self.calls += 1
         self.batch_sizes.append(len(images))
-        try:
-            outputs = self.runner.edit(list(images), list(instructions), list(seeds))
-        except Exception as exc:  # noqa: BLE001 - each rollout's own call will fail and record it
-            logger.warning("batched edit of %d items failed (%s); each rollout retries its own", len(images), exc)
-            return
-        for image, text, seed, output in zip(images, instructions, seeds, outputs):
-            self._store[edit_key(image, text, seed)].append(output)
-
-    def edit(self, images, instructions, seeds):
-        out: list[Any] = [None] * len(images)
-        missing = []
-        for index, (image, text, seed) in enumerate(zip(images, instructions, seeds)):
-            queue = self._store.get(edit_key(image, text, seed))
-            if queue:
-                out[index] = queue.pop(0)
-            else:
-                missing.append(index)
-        if missing:
-            self.fallback_calls += 1
-            fresh = self.editor.edit([images[i] for i in missing], [instructions[i] for i in missing],
-                                     [seeds[i] for i in missing])
-            for index, output in zip(missing, fresh):
-                out[index] = output
-        return out
-
-    def clear(self) -> None:
-        """Drop results nobody asked for (a rollout rolled back by TRL for length)."""
-        self._store.clear()
+        return self.runner.edit(list(images), list(instructions), list(seeds))
 
 
 def _pending_calls(completions: Sequence[list[dict]], handled: set[int], name: str) -> list[tuple[int, dict]]:
@@ -164,39 +136,35 @@ def batched_tool_trainer_class():
             check_trl_version()
             super().__init__(*args, **kwargs)
             self.dedup_edits, self.batched_tool = bool(dedup_edits), batched_tool
-            self._prefetchers: dict[int, PrefetchEditor] = {}
-            self.tool_iterations = 0  # batched prefetches run (one per iteration with edits)
+            self._iteration_editors: dict[int, IterationEditor] = {}
+            self.tool_iterations = 0  # batched tool-iteration steps run (one per iteration with edit calls)
 
         # ------------------------------------------------------------------ batching
-        def _prefetcher_for(self, env: Any) -> PrefetchEditor:
-            editor = env.editor
-            if isinstance(editor, PrefetchEditor):
-                return editor
-            proxy = self._prefetchers.get(id(editor))
-            if proxy is None:
-                proxy = self._prefetchers[id(editor)] = PrefetchEditor(editor, dedup=self.dedup_edits)
-            env.editor = proxy
-            return proxy
+        def _editor_for(self, env: Any) -> IterationEditor:
+            runner = self._iteration_editors.get(id(env.editor))
+            if runner is None:
+                runner = self._iteration_editors[id(env.editor)] = IterationEditor(env.editor, dedup=self.dedup_edits)
+            return runner
 
-        def _prefetch_iteration(self, completions, handled: set[int], tool_owners: list[Any]) -> None:
-            groups: dict[int, list] = defaultdict(list)
+        def _step_iteration(self, completions, handled: set[int], tool_owners: list[Any]) -> None:
+            from mira_env.train.tools import step_tool_calls
+
+            owners, texts = [], []
             for index, arguments in _pending_calls(completions, handled, self.batched_tool):
                 owner = tool_owners[index]
                 env = getattr(owner, "env", None)
-                if env is None or getattr(owner, "finished", False) or env.done:
+                # only calls TRL will make as edit(instruction=...): anything else fails in TRL's own call
+                if env is None or set(arguments) != {"instruction"}:
                     continue
-                plan = env.plan_step(str(arguments.get("instruction", "")))
-                if plan.needs_edit:
-                    proxy = self._prefetcher_for(env)
-                    groups[id(proxy)].append((proxy, plan))
-            for items in groups.values():
-                proxy = items[0][0]
-                proxy.prefetch([p.image for _, p in items], [p.instruction for _, p in items],
-                               [int(p.seed) for _, p in items])
+                owners.append(owner)
+                texts.append(str(arguments["instruction"]))
+            if owners and step_tool_calls(owners, texts, [self._editor_for(o.env) for o in owners]):
                 self.tool_iterations += 1
 
         def _tool_call_loop(self, prompts, prompt_ids, completion_ids, completions, logprobs, images,
                             multimodal_fields):
+            from mira_env.train.tools import clear_tool_calls
+
             name = self.batched_tool
             dicts = getattr(self, "_sync_tool_dicts", None) or []
             originals = [d.get(name) for d in dicts]
@@ -205,7 +173,7 @@ def batched_tool_trainer_class():
 
             def wrap(fn):
                 def call(**arguments):
-                    self._prefetch_iteration(completions, handled, owners)
+                    self._step_iteration(completions, handled, owners)
                     return fn(**arguments)
 
                 call.__doc__, call.__name__ = fn.__doc__, getattr(fn, "__name__", name)
@@ -221,8 +189,7 @@ def batched_tool_trainer_class():
                 for tool_dict, fn in zip(dicts, originals):
                     if fn is not None:
                         tool_dict[name] = fn
-                for proxy in self._prefetchers.values():
-                    proxy.clear()
+                clear_tool_calls([o for o in owners if o is not None and hasattr(o, "env")])
 
         # ------------------------------------------------------------------ per-turn advantages
         def turn_advantages(self, batch: dict, inputs: list[dict]) -> Any:
@@ -255,5 +222,5 @@ def __getattr__(name: str):  # BatchedToolGRPOTrainer is built on first access (
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["SUPPORTED_TRL", "PrefetchEditor", "batched_tool_trainer_class",
+__all__ = ["SUPPORTED_TRL", "IterationEditor", "batched_tool_trainer_class",
            "check_trl_version"]

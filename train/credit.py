@@ -20,6 +20,10 @@ Per-turn scores come from the environment, which must score every step: build it
 ``reward_mode="every_step"`` (``make_shapes_env(..., reward_mode="every_step")``); a terminal-only env raises.
 A member alone at a turn index (the others stopped earlier) gets a turn advantage of 0 there.
 
+Several processes (``torchrun`` / ``accelerate launch``): TRL spreads a group's rollouts over the processes; the
+turn rewards of every process are gathered (:func:`gather_rollouts`) and normalised over each WHOLE group, then
+each process keeps its own slice, exactly as TRL does with the episode rewards.
+
 Use :func:`turn_credit_trainer_class` in place of ``trl.GRPOTrainer``; it builds on
 :class:`mira_env.train.batching.BatchedToolGRPOTrainer` (one batched editor call per tool iteration) and
 fills its ``turn_advantages`` hook.
@@ -141,6 +145,28 @@ def rollout_turn_rewards(tool_env: Any, tool_mask_row: Sequence[int]) -> list[fl
     return turn_rewards(scores, tool_env.total, num_turns)
 
 
+def gather_rollouts(accelerator: Any, local: list) -> tuple[list, int]:
+    """Every process's per-rollout values, in process order, and where this process's slice starts.
+
+    TRL spreads a group's generations over processes (its sampler repeats each prompt ``num_generations``
+    times across the global batch, process ``p`` holding rows ``[p * B, (p + 1) * B)``) and gathers its rewards
+    before normalising them per group; turn rewards must be gathered the same way, or a group would be
+    normalised over the part of it one process holds. One process: ``(local, 0)``.
+    """
+    processes = int(getattr(accelerator, "num_processes", 1) or 1)
+    if processes == 1:
+        return list(local), 0
+    from accelerate.utils import gather_object
+
+    gathered = gather_object([list(local)])  # one entry per process, in rank order
+    sizes = {len(part) for part in gathered}
+    if len(sizes) != 1:
+        raise ConfigError(f"processes hold different numbers of rollouts {[len(p) for p in gathered]}; TRL gives "
+                          "every process the same per-device batch")
+    rank = int(accelerator.process_index)
+    return [row for part in gathered for row in part], rank * len(local)
+
+
 def turn_credit_trainer_class(config: TurnCreditConfig | None = None):
     """A :class:`~mira_env.train.batching.BatchedToolGRPOTrainer` subclass whose ``turn_advantages`` hook returns
     the turn-level advantages of the module docstring (TRL's episode advantages plus the turn term)."""
@@ -157,12 +183,16 @@ def turn_credit_trainer_class(config: TurnCreditConfig | None = None):
             tool_mask = batch.get("tool_mask")
             if not environments or tool_mask is None:
                 raise ConfigError("turn-level credit needs environment_factory rollouts (tool_mask and environments)")
-            rewards = [rollout_turn_rewards(env, tool_mask[b].tolist()) for b, env in enumerate(environments)]
-            per_turn = group_turn_advantages(rewards, int(self.num_generations), self.turn_credit.eps)
+            local = [rollout_turn_rewards(env, tool_mask[b].tolist()) for b, env in enumerate(environments)]
+            rewards, lo = gather_rollouts(self.accelerator, local)
+            group = int(self.num_generations if self.model.training else self.num_generations_eval)
+            per_turn = group_turn_advantages(rewards, group, self.turn_credit.eps)[lo:lo + len(local)]
+            self.last_turn_credit = {"turn_rewards": rewards, "process_slice": [lo, lo + len(local)],
+                                     "turn_advantages": per_turn}
             return token_advantages(batch["advantages"], tool_mask, per_turn, self.turn_credit.turn_weight)
 
     return TurnCreditGRPOTrainer
 
 
-__all__ = ["ADVANTAGES", "TurnCreditConfig", "group_turn_advantages", "rollout_turn_rewards", "token_advantages",
+__all__ = ["ADVANTAGES", "TurnCreditConfig", "gather_rollouts", "group_turn_advantages", "rollout_turn_rewards", "token_advantages",
            "turn_credit_trainer_class", "turn_of_tokens", "turn_rewards"]

@@ -20,7 +20,7 @@ The conversation the policy sees at turn k (:func:`mira_env.agents.prompt.build_
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 from mira_env.actions import STOP, format_action, parse_action
 from mira_env.agents.families import FAMILIES, PolicyFamily
@@ -75,6 +75,7 @@ class EditingToolEnv:
         self.steps, self.result, self.final_text = [], None, None
         self.stopped = self.finished = False
         self._last_info: dict = {}
+        self._prestepped = None
         return None
 
     def edit(self, instruction: str) -> list:
@@ -84,12 +85,13 @@ class EditingToolEnv:
             instruction: One atomic editing instruction, e.g. "make the red circle blue".
         """
         env = self.env
-        if self.finished or env.done:
-            raise RuntimeError(f"the edit budget of {env.config.max_steps} edits is used up; answer <STOP>")
-        # TRL parsed this call out of the answer "<edit>X</edit>": pass that answer as the raw action, so
-        # format-type reward terms score what the policy wrote, not the bare instruction.
-        raw = format_action(str(instruction)) if str(instruction).strip() else None
-        obs, reward, terminated, truncated, info = env.step(str(instruction), raw_action=raw)
+        prestepped, self._prestepped = getattr(self, "_prestepped", None), None
+        if prestepped is not None and prestepped[0] == str(instruction):
+            info = prestepped[1][4]  # this call's step already ran in its tool iteration's batch (step_tool_calls)
+        else:
+            if self.finished or env.done:
+                raise RuntimeError(f"the edit budget of {env.config.max_steps} edits is used up; answer <STOP>")
+            info = env.step(str(instruction), raw_action=raw_action_of(instruction))[4]
         self._last_info = info
         self.steps.append({"instruction": info["instruction"], "valid": info["valid_action"],
                            "editor_error": info["editor_error"], "reward_total": info.get("reward_total")})
@@ -143,6 +145,41 @@ class EditingToolEnv:
             return None
         value = float(self.result.total)
         return value if math.isfinite(value) else None
+
+
+def raw_action_of(instruction: Any) -> str | None:
+    """The answer TRL parsed the call ``edit(instruction)`` out of (``<edit>X</edit>``): the raw action the env
+    records, so format-type reward terms score what the policy wrote, not the bare instruction."""
+    return format_action(str(instruction)) if str(instruction).strip() else None
+
+
+def step_tool_calls(tool_envs: Sequence[EditingToolEnv], instructions: Sequence[str],
+                    editors: Sequence[Any] | None = None) -> int:
+    """Run the ``edit`` calls of one tool iteration of many rollouts as ONE batched step.
+
+    Each rollout's environment steps exactly as ``tool_env.edit(instruction)`` would step it, but the edits of
+    all rollouts that share an editor go in one editor call and their step rewards (``reward_mode`` every step,
+    or an episode that ends at this step) in one reward call (:func:`mira_env.steps.step_many`). The results wait
+    in the tool envs; their ``edit(instruction)`` call (TRL's tool loop) hands them out once. Rollouts that are
+    finished are skipped. Returns the number of rollouts stepped.
+    """
+    from mira_env.steps import step_many
+
+    chosen = [(k, env) for k, env in enumerate(tool_envs) if env.env is not None and not env.finished and not env.env.done]
+    if not chosen:
+        return 0
+    texts = [str(instructions[k]) for k, _ in chosen]
+    results = step_many([env.env for _, env in chosen], texts, [raw_action_of(t) for t in texts],
+                        editors=None if editors is None else [editors[k] for k, _ in chosen])
+    for (_, env), text, result in zip(chosen, texts, results):
+        env._prestepped = (text, result)  # noqa: SLF001 - handed out by EditingToolEnv.edit
+    return len(chosen)
+
+
+def clear_tool_calls(tool_envs: Sequence[EditingToolEnv]) -> None:
+    """Drop pre-stepped results that no ``edit`` call collected (TRL rolled the rollout back)."""
+    for env in tool_envs:
+        env._prestepped = None  # noqa: SLF001
 
 
 def finish_episode(tool_env: EditingToolEnv, final_text: str) -> RewardOutput:
