@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +36,7 @@ from mira_env.agents.prompt import (CONVERSATIONS, DEFAULT_EDIT_BUDGET, EpisodeC
                                     tool_turns_as_user)
 from mira_env.config import merge_config
 from mira_env.errors import ConfigError, MiraError, describe
+from mira_env.validate import check_float, check_int, check_ints
 
 
 _RETRY_STATUS = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
@@ -90,26 +90,17 @@ class APIAgentConfig:
             # the value is not shown: a caller who passed the key itself would see it in logs
             raise ConfigError("api_key_env=<hidden> must be the NAME of an environment variable "
                               "(e.g. 'OPENAI_API_KEY'), not the key itself")
-        for name in ("max_tokens", "concurrency", "max_instruction_length"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}={describe(value)} must be a positive int")
-        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise ConfigError(f"max_retries={describe(self.max_retries)} must be an int >= 0")
-        for name in ("timeout_s", "backoff_s", "max_backoff_s", "temperature"):
-            value = getattr(self, name)
-            low_ok = value > 0 if name == "timeout_s" else value >= 0
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low_ok:
-                bound = "> 0" if name == "timeout_s" else ">= 0"
-                raise ConfigError(f"{name}={describe(value)} must be a finite number {bound}")
-        if isinstance(self.top_p, bool) or not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
-            raise ConfigError(f"top_p={describe(self.top_p)} must be a number in (0, 1]")
+        check_ints(self, ("max_tokens", "concurrency", "max_instruction_length"))
+        check_int("max_retries", self.max_retries, minimum=0)
+        check_float("timeout_s", self.timeout_s, above=0)
+        for name in ("backoff_s", "max_backoff_s", "temperature"):
+            check_float(name, getattr(self, name), minimum=0)
+        check_float("top_p", self.top_p, above=0, maximum=1)
         if not isinstance(self.extra_body, dict):
             raise ConfigError(f"extra_body={describe(self.extra_body)} must be a dict")
         if self.conversation not in CONVERSATIONS:
             raise ConfigError(f"conversation={describe(self.conversation)} is not one of {list(CONVERSATIONS)}")
-        if isinstance(self.edit_budget, bool) or not isinstance(self.edit_budget, int) or self.edit_budget < 1:
-            raise ConfigError(f"edit_budget={describe(self.edit_budget)} must be a positive int")
+        check_int("edit_budget", self.edit_budget)
         if self.on_error not in _ON_ERROR:
             raise ConfigError(f"on_error={describe(self.on_error)} is not one of: 'raise', 'empty'")
         if self.system_prompt is not None and not isinstance(self.system_prompt, str):

@@ -41,6 +41,7 @@ from PIL import Image
 
 from mira_env.agents.families import EDIT_TOOL_SCHEMA
 from mira_env.errors import ConfigError, describe
+from mira_env.validate import check_int
 
 #: The two renderings of a state; ``multi_turn`` is the GRPO conversation and the default.
 CONVERSATIONS = ("multi_turn", "single_turn")
@@ -212,9 +213,7 @@ class Turn:
 
 
 def _budget(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise PromptError(f"edit_budget={describe(value)} must be a positive int (GRPO's max_tool_calling_iterations)")
-    return value
+    return check_int("edit_budget", value, error=PromptError, hint="GRPO's max_tool_calling_iterations")
 
 
 def build_conversation(instruction: str, source_image: Any, turns: Sequence[Turn] = (), *,

@@ -27,6 +27,7 @@ from mira_env.agents.prompt import (CONVERSATIONS, DEFAULT_EDIT_BUDGET, EpisodeC
                                     conversation_tools, read_policy_record)
 from mira_env.config import merge_config
 from mira_env.errors import ConfigError, describe
+from mira_env.validate import check_float, check_int, check_ints
 
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
 
@@ -65,29 +66,20 @@ class VLMAgentConfig:
         "help": "A .jinja chat template replacing the family's MIRA template (needed for models of no known family)."})
 
     def __post_init__(self) -> None:
-        for name in ("max_new_tokens", "max_instruction_length", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}={describe(value)} must be a positive int")
+        check_ints(self, ("max_new_tokens", "max_instruction_length", "batch_size"))
         if self.torch_dtype not in _DTYPES:
             raise ConfigError(f"torch_dtype={describe(self.torch_dtype)} is not one of: "
                               + ", ".join(repr(d) for d in _DTYPES))
         if not isinstance(self.do_sample, bool):
             raise ConfigError(f"do_sample={describe(self.do_sample)} must be a bool")
-        temperature = self.temperature
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature <= 0:
-            raise ConfigError(f"temperature={describe(self.temperature)} must be a number > 0")
-        if isinstance(self.top_p, bool) or not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
-            raise ConfigError(f"top_p={describe(self.top_p)} must be a number in (0, 1]")
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-            raise ConfigError(f"seed={describe(self.seed)} must be an int or None")
+        check_float("temperature", self.temperature, above=0)
+        check_float("top_p", self.top_p, above=0, maximum=1)
+        check_int("seed", self.seed, minimum=None, allow_none=True)
         if self.system_prompt is not None and not isinstance(self.system_prompt, str):
             raise ConfigError(f"system_prompt={describe(self.system_prompt)} must be a str or None")
         if self.conversation is not None and self.conversation not in CONVERSATIONS:
             raise ConfigError(f"conversation={describe(self.conversation)} is not one of {list(CONVERSATIONS)} or None")
-        if self.edit_budget is not None and (isinstance(self.edit_budget, bool) or not isinstance(self.edit_budget, int)
-                                             or self.edit_budget < 1):
-            raise ConfigError(f"edit_budget={describe(self.edit_budget)} must be a positive int or None")
+        check_int("edit_budget", self.edit_budget, allow_none=True)
         if self.device is not None and not isinstance(self.device, str):
             raise ConfigError(f"device={describe(self.device)} must be a str such as 'cuda' or 'cpu', or None")
 

@@ -29,6 +29,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from mira_env.errors import ConfigError, describe
+from mira_env.validate import check_int
 
 STOP = "<STOP>"
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -114,8 +115,7 @@ def parse_action(text: str, max_length: int = DEFAULT_MAX_LENGTH) -> ParsedActio
     """
     if not isinstance(text, str):
         raise ActionFormatError(f"text={describe(text)} must be the decoded model output (a str)")
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-        raise ActionFormatError(f"max_length={describe(max_length)} must be a positive int")
+    check_int("max_length", max_length, error=ActionFormatError)
 
     def bad(error: str, reasoning: str | None = None) -> ParsedAction:
         return ParsedAction("", False, error, reasoning, text)

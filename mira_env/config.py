@@ -8,6 +8,7 @@ from typing import Any, Mapping, TypeVar
 from mira_env.actions import STOP
 from mira_env.errors import ConfigError, choice_error, describe
 from mira_env.tasks.images import DEFAULT_MAX_PIXELS
+from mira_env.validate import check_int
 
 T = TypeVar("T")
 REWARD_MODES = ("terminal", "every_step", "delta")
@@ -48,9 +49,7 @@ class EditEnvConfig:
     def __post_init__(self) -> None:
         for name in ("height", "width", "max_steps", "max_instruction_length", "max_task_instruction_length",
                      "max_pixels"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}={describe(value)} must be a positive int")
+            value = check_int(name, getattr(self, name))
             if name in LIMITS and value > LIMITS[name]:
                 raise ConfigError(f"{name}={value} is over the limit of {LIMITS[name]}; pass a smaller value")
         if self.reward_mode not in REWARD_MODES:

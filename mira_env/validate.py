@@ -16,25 +16,27 @@ mira_env.errors.ConfigError: seed=-1 (type int) must be an int >= 0
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from mira_env.errors import ConfigError, describe
 
 
-def _expected(minimum: int | float | None, maximum: int | float | None, kind: str) -> str:
+def _expected(minimum: int | float | None, maximum: int | float | None, kind: str, above: bool = False) -> str:
+    """``minimum`` is exclusive when ``above``."""
+    article = "an" if kind == "int" else "a"
     if minimum == 1 and maximum is None and kind == "int":
         return "a positive int"
     if minimum is not None and maximum is not None:
-        return f"{'an' if kind == 'int' else 'a'} {kind} in [{minimum}, {maximum}]"
+        return f"{article} {kind} in {'(' if above else '['}{minimum}, {maximum}]"
     if minimum is not None:
-        return f"{'an' if kind == 'int' else 'a'} {kind} >= {minimum}"
+        return f"{article} {kind} {'>' if above else '>='} {minimum}"
     if maximum is not None:
-        return f"{'an' if kind == 'int' else 'a'} {kind} <= {maximum}"
-    return f"{'an' if kind == 'int' else 'a'} {kind}"
+        return f"{article} {kind} <= {maximum}"
+    return f"{article} {kind}"
 
 
 def check_int(name: str, value: Any, *, minimum: int | None = 1, maximum: int | None = None, allow_none: bool = False,
-              error: type[Exception] = ConfigError, hint: str = "") -> Any:
+              error: Callable[[str], Exception] = ConfigError, hint: str = "") -> Any:
     """Return ``value`` if it is an int (not a bool) within ``[minimum, maximum]`` (or None when ``allow_none``);
     raise ``error`` naming ``name`` otherwise. ``hint`` is appended to the message (say where the value comes from)."""
     if value is None and allow_none:
@@ -47,14 +49,19 @@ def check_int(name: str, value: Any, *, minimum: int | None = 1, maximum: int | 
 
 
 def check_float(name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None,
-                allow_none: bool = False, error: type[Exception] = ConfigError, hint: str = "") -> Any:
+                above: float | None = None, allow_none: bool = False, error: Callable[[str], Exception] = ConfigError,
+                hint: str = "") -> Any:
     """Return ``value`` if it is a finite real number (int or float, not a bool) within ``[minimum, maximum]``
-    (or None when ``allow_none``); raise ``error`` naming ``name`` otherwise."""
+    (and ``> above`` when given: an exclusive lower bound, e.g. a temperature) or None when ``allow_none``;
+    raise ``error`` naming ``name`` otherwise."""
     if value is None and allow_none:
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
-            minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        expected = "a finite " + _expected(minimum, maximum, "number")[2:] + (" or None" if allow_none else "")
+            minimum is not None and value < minimum) or (maximum is not None and value > maximum) or (
+            above is not None and value <= above):
+        low = above if above is not None else minimum
+        expected = "a finite " + _expected(low, maximum, "number", above is not None)[2:] + (
+            " or None" if allow_none else "")
         raise error(f"{name}={describe(value)} must be {expected}" + (f" ({hint})" if hint else ""))
     return value
 
@@ -65,7 +72,7 @@ def check_ints(obj: Any, names: Iterable[str], **kwargs: Any) -> None:
         check_int(name, getattr(obj, name), **kwargs)
 
 
-def check_choice(name: str, value: Any, choices: Iterable[Any], *, error: type[Exception] = ConfigError) -> Any:
+def check_choice(name: str, value: Any, choices: Iterable[Any], *, error: Callable[[str], Exception] = ConfigError) -> Any:
     """Return ``value`` if it is one of ``choices``; raise ``error`` listing them otherwise."""
     options = list(choices)
     if value not in options:

@@ -39,6 +39,7 @@ import math
 from typing import Mapping, Sequence
 
 from mira_env.reward_api import RewardInput, RewardOutput
+from mira_env.validate import check_float
 
 from mira_env.rewards.base import Scores, Term
 from mira_env.rewards.errors import RewardConfigError, choice_error, describe
@@ -49,9 +50,7 @@ MISSING_POLICIES = ("none", "skip")
 
 
 def _check_weight(name: str, weight: object) -> float:
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
-        raise RewardConfigError(f"weight of term {name!r} is {describe(weight)}; weights must be finite numbers")
-    return float(weight)
+    return float(check_float(f"term {name!r} weight", weight, error=RewardConfigError))
 
 
 class CompositeReward:

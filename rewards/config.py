@@ -24,10 +24,11 @@ name when a package registers it (entry-point group ``mira_env.reward_terms``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
+
+from mira_env.validate import check_float
 
 from mira_env.rewards.composite import MISSING_POLICIES, NORM_STATS, NORMALIZATIONS
 from mira_env.rewards.errors import RewardConfigError, choice_error, describe
@@ -64,8 +65,7 @@ class TermSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise RewardConfigError(f"term name={describe(self.name)} must be a non-empty str")
-        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) or not math.isfinite(self.weight):
-            raise RewardConfigError(f"weight of term {self.name!r} is {describe(self.weight)}; it must be a finite number")
+        check_float(f"term {self.name!r} weight", self.weight, error=RewardConfigError)
         if not isinstance(self.params, Mapping):
             raise RewardConfigError(f"params of term {self.name!r} is {describe(self.params)}; it must be a mapping")
         self.weight = float(self.weight)

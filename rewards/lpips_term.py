@@ -23,6 +23,7 @@ import threading
 from typing import Any, Sequence
 
 from mira_env.reward_api import RewardInput
+from mira_env.validate import check_int
 
 from mira_env.rewards.base import RewardTerm, Scores
 from mira_env.rewards.devices import resolve_device
@@ -95,8 +96,7 @@ class LpipsDistance(RewardTerm):
                  name: str | None = None) -> None:
         if net not in NETS:
             raise RewardConfigError(f"lpips net={describe(net)} is not one of {list(NETS)}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise RewardConfigError(f"lpips batch_size={describe(batch_size)} must be a positive int")
+        check_int("lpips batch_size", batch_size, error=RewardConfigError)
         self.net, self.device, self.random_backbone, self.torch_home = net, device, random_backbone, torch_home
         self.batch_size, self.max_side = batch_size, max_side
         if name is not None:

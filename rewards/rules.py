@@ -18,6 +18,7 @@ from typing import Sequence
 
 from mira_env.actions import is_well_formed
 from mira_env.reward_api import RewardInput
+from mira_env.validate import check_int
 
 from mira_env.rewards.base import RewardTerm, Scores
 from mira_env.rewards.errors import RewardConfigError, describe
@@ -63,9 +64,8 @@ class _CountTerm(RewardTerm):
     higher_is_better = False
 
     def __init__(self, name: str, max_steps: int = 10) -> None:
-        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-            raise RewardConfigError(f"max_steps={describe(max_steps)} must be a positive int (used as the "
-                                    "upper end of the term's range for normalisation)")
+        check_int("max_steps", max_steps, error=RewardConfigError,
+                  hint="used as the upper end of the term's range for normalisation")
         self.name = name
         self.max_steps = max_steps
         self.value_range = (0.0, float(max_steps))

@@ -43,6 +43,7 @@ from mira_env.data.merge import ORDERS, merge, shuffled_order
 from mira_env.errors import ConfigError, TaskError, describe
 from mira_env.records import RECORDS_FILE, EditingRecord, TrajectoryStep, record_to_json, write_records
 from mira_env.sessions import REFERENCE, Candidate, EditingSession
+from mira_env.validate import check_int, check_ints
 
 STATE_FILE = "build_state.jsonl"
 SETTINGS_FILE = "build_settings.json"
@@ -104,12 +105,8 @@ class BuildConfig:
         self.orders = tuple(self.orders)
         if not self.orders or any(o not in ORDERS for o in self.orders) or len(set(self.orders)) != len(self.orders):
             raise ConfigError(f"orders={describe(self.orders)} must list distinct values among {list(ORDERS)}")
-        for name, low in (("top_k", 1), ("min_turns", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name}={describe(value)} must be an int >= {low}")
-        if self.max_turns is not None and (not isinstance(self.max_turns, int) or self.max_turns < self.min_turns):
-            raise ConfigError(f"max_turns={describe(self.max_turns)} must be None or an int >= min_turns={self.min_turns}")
+        check_ints(self, ("top_k", "min_turns"))
+        check_int("max_turns", self.max_turns, minimum=self.min_turns, allow_none=True, hint=f"min_turns={self.min_turns}")
         if self.on_leak not in LEAK_POLICIES:
             raise ConfigError(f"on_leak={describe(self.on_leak)} is not one of {list(LEAK_POLICIES)}")
 

@@ -31,6 +31,7 @@ from typing import Any, Mapping
 
 from mira_env.errors import TaskError, describe
 from mira_env.tasks.task import Task, TaskList
+from mira_env.validate import check_int
 
 MANIFEST_DIR = Path(__file__).parent / "manifests"
 DEFAULT_MANIFEST = "mira_eval_500"
@@ -55,10 +56,8 @@ def load_manifest(spec: str | os.PathLike | Mapping[str, Any] = DEFAULT_MANIFEST
     for index, source in enumerate(data["sources"]):
         if not isinstance(source, Mapping) or not isinstance(source.get("benchmark"), str):
             raise TaskError(f"{where}: sources[{index}] needs a 'benchmark' name, got {describe(source)}")
-        count = source.get("count")
-        if "ids" not in source and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
-            raise TaskError(f"{where}: sources[{index}] needs a positive int 'count' or an 'ids' list, "
-                            f"got count={describe(count)}")
+        if "ids" not in source:
+            check_int(f"{where}: sources[{index}] count", source.get("count"), error=TaskError, hint="or give an 'ids' list")
     return data
 
 

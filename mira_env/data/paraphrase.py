@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mira_env.errors import ConfigError, describe
+from mira_env.validate import check_int
 
 PROMPT_VERSION = "mira-paraphrase-v1"
 
@@ -63,10 +64,8 @@ class ParaphraseConfig:
             raise ConfigError(f"paraphrase base_url={describe(self.base_url)} must start with http:// or https://")
         if not isinstance(self.model, str) or not self.model:
             raise ConfigError(f"paraphrase model={describe(self.model)} must be the endpoint's model name")
-        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
-            raise ConfigError(f"paraphrase count={describe(self.count)} must be an int >= 1")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ConfigError(f"paraphrase seed={describe(self.seed)} must be an int")
+        check_int("paraphrase count", self.count)
+        check_int("paraphrase seed", self.seed, minimum=None)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Protocol, Sequence, runtime_checkable
 from PIL import Image
 
 from mira_env.errors import EditorError
+from mira_env.validate import check_int
 
 #: ``PIL.Image.info`` key under which an editor may report the status of one edit.
 EDIT_STATUS_KEY = "mira.edit_status"
@@ -57,8 +58,7 @@ def check_batch(images: Sequence[object], instructions: Sequence[object], seeds:
             raise EditorError(f"edit(): images[{index}] is {type(image).__name__}, expected PIL.Image.Image")
         if not isinstance(text, str):
             raise EditorError(f"edit(): instructions[{index}] is {type(text).__name__}, expected str")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise EditorError(f"edit(): seeds[{index}] is {type(seed).__name__}, expected int")
+        check_int(f"edit(): seeds[{index}]", seed, minimum=None, error=EditorError)
 
 
 def edit_status(image: Image.Image) -> dict | None:

@@ -35,24 +35,11 @@ from PIL import Image
 from mira_env.editors.base import EditorInfo, check_batch
 from mira_env.editors.presets import EditorPreset, ResolvedModel, preset_for_class, resolve_preset
 from mira_env.errors import ConfigError, EditorError, choice_error, describe
+from mira_env.validate import check_float, check_ints
 
 TORCH_DTYPES = ("auto", "float32", "float16", "bfloat16")
 _PATCH_LOCK = threading.RLock()
 _NO_BATCH_LIMIT = 1_000_000
-
-
-def _positive_int(name: str, value: Any, *, allow_none: bool = True) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name}={describe(value)} must be a positive int" + (" or None" if allow_none else ""))
-
-
-def _non_negative_float(name: str, value: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{name}={describe(value)} must be a finite number >= 0 or None")
 
 
 @dataclass
@@ -100,10 +87,9 @@ class DiffusersEditorConfig:
         if self.cpu_offload and self.device is not None and self.device.startswith("cpu"):
             raise ConfigError("cpu_offload=True moves models between the CPU and an accelerator; with "
                               "device='cpu' there is nothing to offload: drop cpu_offload or pick device='cuda'")
-        for name in ("num_inference_steps", "height", "width", "max_area", "max_batch"):
-            _positive_int(name, getattr(self, name))
+        check_ints(self, ("num_inference_steps", "height", "width", "max_area", "max_batch"), allow_none=True)
         for name in ("guidance_scale", "image_guidance_scale", "true_cfg_scale"):
-            _non_negative_float(name, getattr(self, name))
+            check_float(name, getattr(self, name), minimum=0, allow_none=True)
         if (self.height is None) != (self.width is None):
             raise ConfigError(f"height={self.height!r} and width={self.width!r} must be given together (or "
                               f"neither; use max_area to keep the input's aspect ratio)")

@@ -26,6 +26,7 @@ from PIL import Image
 
 from mira_env.editors.base import STATE_KEY
 from mira_env.errors import EditorError, describe
+from mira_env.validate import check_int
 
 #: Column of a ``datasets`` table / key of a JSONL record holding the JSON-encoded editor state.
 STATE_COLUMN = "editor_state"
@@ -99,9 +100,8 @@ def to_payload(image: Image.Image, encoding: str = "png") -> dict[str, Any]:
 
 def _from_raw(payload: Mapping[str, Any], max_pixels: int | None) -> Image.Image:
     width, height = payload.get("width"), payload.get("height")
-    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (width, height)):
-        raise EditorError(f"raw image payload needs positive int 'width' and 'height', got {describe(width)} and "
-                          f"{describe(height)}")
+    for name, value in (("width", width), ("height", height)):
+        check_int(f"raw image payload {name}", value, error=EditorError)
     if max_pixels is not None and width * height > max_pixels:
         raise EditorError(f"image payload is {width}x{height}, over the limit of {max_pixels} pixels")
     try:

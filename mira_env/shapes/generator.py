@@ -34,6 +34,7 @@ from mira_env.shapes.refer import location_ref, refer
 from mira_env.shapes.render import render_image, resolution_hw
 from mira_env.shapes.scene import BACKGROUNDS, CELLS, COLORS, DIRECTIONS, GRID, SHAPES, SIZES, Obj, Scene
 from mira_env.tasks.task import Task
+from mira_env.validate import check_int, check_ints
 
 #: the version of the task stream: tasks of another version differ at every index (run folders record it)
 GENERATOR_VERSION = "mira-shapes/v3"
@@ -84,14 +85,11 @@ class ShapesTaskConfig:
             raise choice_error("split", self.split, SPLITS)
         if self.num_tasks is None:
             self.num_tasks = DEFAULT_NUM_TASKS[self.split]
-        for name in ("num_tasks", "min_objects", "max_objects", "num_variants"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "num_variants" else 1):
-                raise ConfigError(f"{name}={describe(value)} must be a positive int")
+        check_ints(self, ("num_tasks", "min_objects", "max_objects"))
+        check_int("num_variants", self.num_variants, minimum=0)
         if self.difficulty is not None and self.difficulty not in DIFFICULTIES:
             raise ConfigError(f"difficulty={describe(self.difficulty)} must be None (mixed) or one of 1, 2, 3")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed={describe(self.seed)} must be a non-negative int")
+        check_int("seed", self.seed, minimum=0)
         if not self.min_objects <= self.max_objects <= GRID * GRID:
             raise ConfigError(f"min_objects={self.min_objects} and max_objects={self.max_objects} must satisfy "
                               f"1 <= min_objects <= max_objects <= {GRID * GRID}")

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
 from mira_env.errors import ConfigError, describe
+from mira_env.validate import check_float, check_int
 
 NOISE_KINDS = ("ignore", "wrong_object", "color_drift", "position_drift", "partial")
 
@@ -38,10 +39,8 @@ class EditorNoise:
     def __post_init__(self) -> None:
         for name in NOISE_KINDS:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-                raise ConfigError(f"EditorNoise.{name}={describe(value)} must be a probability in [0, 1]")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"EditorNoise.seed={describe(self.seed)} must be a non-negative int")
+            check_float(f"EditorNoise.{name}", value, minimum=0, maximum=1, hint="a probability")
+        check_int("EditorNoise.seed", self.seed, minimum=0)
 
     @property
     def active(self) -> bool:

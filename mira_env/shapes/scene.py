@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping, NamedTuple
 
 from mira_env.errors import EditorError, describe
+from mira_env.validate import check_int
 
 GRID = 3
 SHAPES = ("circle", "square", "triangle", "star", "diamond", "hexagon")
@@ -115,8 +116,7 @@ def _scene_from_dict(data: Mapping[str, Any]) -> Scene:
             raise SceneError(f"{where} must be a dict, got {describe(raw)}")
         row, col = raw.get("row"), raw.get("col")
         for name, value in (("row", row), ("col", col)):
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < GRID:
-                raise SceneError(f"{where}: {name}={describe(value)} must be an int in [0, {GRID - 1}]")
+            check_int(f"{where}: {name}", value, minimum=0, maximum=GRID - 1, error=SceneError)
         objects.append(Obj(_check("shape", raw.get("shape"), SHAPES, where),
                            _check("color", raw.get("color"), COLORS, where),
                            _check("size", raw.get("size"), SIZES, where), row, col))

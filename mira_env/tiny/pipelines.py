@@ -21,7 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from mira_env.errors import ConfigError, choice_error, describe
+from mira_env.errors import choice_error
+from mira_env.validate import check_int
 
 #: Qwen special tokens (text and vision) in the order Qwen2.5 numbers them.
 QWEN_SPECIAL_TOKENS = (
@@ -213,8 +214,7 @@ def build_tiny_pipeline(preset: str, path: str | Path, seed: int = 0) -> Path:
     """
     if preset not in _BUILDERS:
         raise choice_error("preset", preset, TINY_PRESETS)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"seed={describe(seed)} must be an int")
+    check_int("seed", seed, minimum=None)
     import diffusers
     import torch
 

@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from mira_env.errors import ConfigError, describe
+from mira_env.validate import check_int
 
 TINY_CLIP_NAME = "mira-tiny-clip"
 TINY_CLIP_CONFIG = {
@@ -53,8 +54,7 @@ def register_tiny_clip(folder: str | Path) -> str:
 
 def build_tiny_clip(folder: str | Path | None = None, seed: int = 0) -> tuple[str, str]:
     """Build (or reuse) the tiny CLIP in ``folder``; returns ``(model_name, checkpoint_path)``."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"seed={describe(seed)} must be an int")
+    check_int("seed", seed, minimum=None)
     folder = Path(folder) if folder is not None else default_root() / f"clip-seed{seed}-v{_BUILD_VERSION}"
     folder.mkdir(parents=True, exist_ok=True)
     config_path = folder / f"{TINY_CLIP_NAME}.json"

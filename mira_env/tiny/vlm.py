@@ -31,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 from mira_env.errors import ConfigError, describe
+from mira_env.validate import check_int
 
 KINDS = ("qwen2_5_vl", "qwen3_vl")
 
@@ -178,8 +179,7 @@ def build_tiny_vlm(kind: str = "qwen2_5_vl", path: str | Path | None = None, see
     """
     if kind not in KINDS:
         raise ConfigError(f"kind={describe(kind)} is not a tiny VLM kind; choose one of {list(KINDS)}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"seed={describe(seed)} must be an int")
+    check_int("seed", seed, minimum=None)
     path = Path(path) if path is not None else default_path(kind, seed)
     if _is_complete(path, kind, seed):
         return path

@@ -44,6 +44,8 @@ import sys
 from collections import OrderedDict
 from typing import Any, Sequence
 
+from mira_env.validate import check_int
+
 from mira_env.rewards.errors import RewardConfigError, describe, missing_extra
 from mira_env.rewards.judge.core import JudgeRequest, JudgeResult
 
@@ -77,8 +79,7 @@ class EditScoreJudge:
     def __init__(self, scorer: Any | None = None, **kwargs: Any) -> None:
         kwargs = dict(kwargs)
         num_pass = kwargs.pop("num_pass", 1)
-        if isinstance(num_pass, bool) or not isinstance(num_pass, int) or num_pass < 1:
-            raise RewardConfigError(f"editscore num_pass={describe(num_pass)} must be an int >= 1")
+        check_int("editscore num_pass", num_pass, error=RewardConfigError)
         key_env = kwargs.pop("key_env", None)
         if key_env is not None:
             if not os.environ.get(key_env):

@@ -22,6 +22,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
+from mira_env.validate import check_float, check_int
+
 from mira_env.rewards.errors import RewardConfigError, describe, missing_extra
 from mira_env.rewards.images import png_bytes
 from mira_env.rewards.judge.core import JudgeRequest, PromptedBackend
@@ -52,13 +54,10 @@ class OpenAIJudge(PromptedBackend):
             raise RewardConfigError(f"judge model={describe(model)} must be the endpoint's model name")
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise RewardConfigError(f"judge base_url={describe(base_url)} must start with http:// or https://")
-        for name, value in (("max_retries", max_retries), ("concurrency", concurrency)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "max_retries" else 1):
-                raise RewardConfigError(f"judge {name}={describe(value)} must be a "
-                                        f"{'non-negative' if name == 'max_retries' else 'positive'} int")
+        check_int("judge max_retries", max_retries, minimum=0, error=RewardConfigError)
+        check_int("judge concurrency", concurrency, error=RewardConfigError)
         for name, value in (("timeout_s", timeout_s), ("backoff_s", backoff_s), ("max_backoff_s", max_backoff_s)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise RewardConfigError(f"judge {name}={describe(value)} must be a non-negative number")
+            check_float(f"judge {name}", value, minimum=0, error=RewardConfigError)
         self.__key: str | None = None
         if api_key_env is not None:
             value = os.environ.get(api_key_env)

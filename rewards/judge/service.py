@@ -25,6 +25,7 @@ import asyncio
 import base64
 import binascii
 import dataclasses
+import functools
 import io
 import json
 import threading
@@ -39,6 +40,7 @@ from mira_env.serve.config import ServiceConfig
 from mira_env.serve.core import check_bearer
 from mira_env.serve.protocol import RequestError
 from mira_env.serve.runner import RunningService, start_ray_app
+from mira_env.validate import check_int, check_ints
 
 SERVICE_NAME = "mira-judge"
 API_VERSION = "1.0"
@@ -70,10 +72,7 @@ class JudgeServeConfig(ServiceConfig):
         if not isinstance(self.model, str) or not self.model:
             raise ConfigError(f"model={describe(self.model)}: give the judge VLM's hub id or local folder "
                               "(e.g. --model Qwen/Qwen2.5-VL-7B-Instruct)")
-        for name in ("max_new_tokens", "batch_size", "max_images", "max_pixels"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}={describe(value)} must be a positive int")
+        check_ints(self, ("max_new_tokens", "batch_size", "max_images", "max_pixels"))
         if not isinstance(self.generate_kwargs, dict):
             raise ConfigError(f"generate_kwargs={describe(self.generate_kwargs)} must be a JSON object")
 
@@ -145,8 +144,7 @@ class JudgeService:
         if model not in (None, self.config.name):
             raise RequestError(404, f"model {model!r} is not served here; this server serves {self.config.name!r}")
         max_tokens = body.get("max_tokens", body.get("max_completion_tokens")) or self.config.max_new_tokens
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-            raise RequestError(400, f"max_tokens={describe(max_tokens)} must be a positive int")
+        check_int("max_tokens", max_tokens, error=functools.partial(RequestError, 400))
         messages, images = [], 0
         for m_index, message in enumerate(body["messages"]):
             if not isinstance(message, dict) or message.get("role") not in ("system", "user", "assistant"):

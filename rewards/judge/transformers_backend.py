@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Sequence
 
+from mira_env.validate import check_int
+
 from mira_env.rewards.devices import resolve_device
 from mira_env.rewards.errors import RewardConfigError, describe, missing_extra
 from mira_env.rewards.judge.core import JudgeRequest, PromptedBackend
@@ -57,8 +59,7 @@ class TransformersJudge(PromptedBackend):
         if dtype not in DTYPES:
             raise RewardConfigError(f"judge dtype={describe(dtype)} is not one of {list(DTYPES)}")
         for name, value in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise RewardConfigError(f"judge {name}={describe(value)} must be a positive int")
+            check_int(f"judge {name}", value, error=RewardConfigError)
         self.model_name, self.device, self.dtype = model, device, dtype
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.trust_remote_code = trust_remote_code

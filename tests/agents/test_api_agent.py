@@ -281,7 +281,7 @@ def test_api_key_is_sent_but_never_shown(server, make_agent, env_observations, m
     (dict(max_retries=-1), "max_retries=-1 (type int) must be an int >= 0"),
     (dict(timeout_s=0), "timeout_s=0 (type int) must be a finite number > 0"),
     (dict(backoff_s=float("nan")), "backoff_s=nan (type float) must be a finite number >= 0"),
-    (dict(top_p=2), "top_p=2 (type int) must be a number in (0, 1]"),
+    (dict(top_p=2), "top_p=2 (type int) must be a finite number in (0, 1]"),
     (dict(on_error="ignore"), "on_error='ignore' (type str) is not one of: 'raise', 'empty'"),
     (dict(retries=3), None),
 ])

@@ -181,7 +181,7 @@ def test_parse_answer_and_config_errors():
         ["Paint it red", "Colour it red"]
     with pytest.raises(ConfigError, match=r"paraphrase base_url='localhost:8000' \(type str\) must start with"):
         ParaphraseConfig(base_url="localhost:8000", model="m")
-    with pytest.raises(ConfigError, match=r"paraphrase count=0 \(type int\) must be an int >= 1"):
+    with pytest.raises(ConfigError, match=r"paraphrase count=0 \(type int\) must be a positive int"):
         ParaphraseConfig(base_url="http://x", model="m", count=0)
 
 

@@ -351,7 +351,7 @@ def test_folder_errors(tmp_path, tiny_pipeline_path):
 
 @pytest.mark.parametrize("images, texts, seeds, message", [
     (1, ["a", "b"], [0], "edit() needs equally long lists; got 1 images, 2 instructions, 1 seeds"),
-    (1, ["a"], ["0"], "edit(): seeds[0] is str, expected int"),
+    (1, ["a"], ["0"], "edit(): seeds[0]='0' (type str) must be an int"),
     (0, [], [], None),
 ])
 def test_edit_validates_batches(images, texts, seeds, message, tiny_diffusers_editor):

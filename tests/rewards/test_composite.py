@@ -116,7 +116,7 @@ def test_batch_zscore(items):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"weights": [1.0]}, "weights has 1 entries for 2 terms ['a', 'b']; pass exactly one weight per term (0 = log only)"),
-    ({"weights": [1.0, float("nan")]}, "weight of term 'b' is nan (type float); weights must be finite numbers"),
+    ({"weights": [1.0, float("nan")]}, "term 'b' weight=nan (type float) must be a finite number"),
     ({"weights": {"zz": 1.0}}, "weights name unknown term(s) ['zz']; the terms are ['a', 'b']"),
     ({"normalization": "softmax"},
      "normalization='softmax' (type str) is not one of: 'none', 'normalize_then_sum', 'sum_then_normalize'"),

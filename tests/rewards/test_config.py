@@ -64,7 +64,7 @@ clip: {{model_name: {name}, pretrained: {ckpt}}}
     ({"terms": ["l1"], "judge": {"backend": "gemini"}},
      "judge backend='gemini' (type str) is not one of: 'transformers', 'openai', 'editscore'"),
     ({"terms": ["l1"], "clip": {"name": "x"}}, "unknown clip option(s) ['name']; known: "),
-    ({"terms": [{"name": "l1", "weight": "high"}]}, "weight of term 'l1' is 'high' (type str); it must be a finite number"),
+    ({"terms": [{"name": "l1", "weight": "high"}]}, "term 'l1' weight='high' (type str) must be a finite number"),
     ({"terms": ["l1"], "colour": 1}, "unknown reward config option(s) ['colour']; known: "),
 ])
 def test_bad_configs(data, message):

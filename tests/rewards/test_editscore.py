@@ -193,5 +193,5 @@ def test_num_pass_is_checked():
     from mira_env.rewards.errors import RewardConfigError
     from mira_env.rewards.judge.editscore_backend import EditScoreJudge
 
-    with pytest.raises(RewardConfigError, match=r"editscore num_pass=0 \(type int\) must be an int >= 1"):
+    with pytest.raises(RewardConfigError, match=r"editscore num_pass=0 \(type int\) must be a positive int"):
         EditScoreJudge(backbone="openai", num_pass=0)

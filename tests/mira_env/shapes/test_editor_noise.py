@@ -97,9 +97,9 @@ def test_partial_noise_runs_a_strict_prefix_and_skips_unknown_clauses():
 
 
 @pytest.mark.parametrize("value, message", [
-    ({"ignore": 1.5}, "EditorNoise.ignore=1.5 (type float) must be a probability in [0, 1]"),
-    ({"partial": "high"}, "EditorNoise.partial='high' (type str) must be a probability in [0, 1]"),
-    ({"seed": -1}, "EditorNoise.seed=-1 (type int) must be a non-negative int"),
+    ({"ignore": 1.5}, "EditorNoise.ignore=1.5 (type float) must be a finite number in [0, 1] (a probability)"),
+    ({"partial": "high"}, "EditorNoise.partial='high' (type str) must be a finite number in [0, 1] (a probability)"),
+    ({"seed": -1}, "EditorNoise.seed=-1 (type int) must be an int >= 0"),
     ({"loud": 0.1}, "unknown noise setting(s) ['loud']; known: ['color_drift', 'ignore', 'partial', "
                     "'position_drift', 'seed', 'wrong_object']"),
 ])

@@ -92,7 +92,7 @@ def test_hard_tasks_use_context():
     ({"difficulty": 4}, "difficulty=4 (type int) must be None (mixed) or one of 1, 2, 3"),
     ({"min_objects": 5, "max_objects": 3}, "min_objects=5 and max_objects=3 must satisfy 1 <= min_objects <= "
                                            "max_objects <= 9"),
-    ({"seed": -2}, "seed=-2 (type int) must be a non-negative int"),
+    ({"seed": -2}, "seed=-2 (type int) must be an int >= 0"),
 ])
 def test_config_errors(options, message):
     with pytest.raises(ConfigError) as info:
