@@ -1,4 +1,4 @@
-"""Reward-hacking statistics of a set of episodes (the records :class:`~mira_env.agents.rollout.RolloutEngine` writes).
+"""Reward-hacking statistics of a set of episodes (the :class:`~mira_env.episodes.EpisodeRecord` s the rollout engine writes).
 
 A policy can raise a training reward without getting better at the task: by editing nothing when the
 reward pays for the source's resemblance to the target, by stopping at once, by emitting instructions
@@ -22,7 +22,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from mira_env.errors import ConfigError, describe
+from mira_env.episodes import EpisodeRecord
+from mira_env.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -60,39 +61,36 @@ def _image(path: str | Path, run_dir: Path | None) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def episode_facts(record: Mapping[str, Any], run_dir: str | Path | None = None,
+def episode_facts(record: EpisodeRecord | Mapping[str, Any], run_dir: str | Path | None = None,
                   frames: Sequence[Any] | None = None) -> EpisodeFacts:
     """The facts of one episode record.
 
     Args:
-        record: a :class:`~mira_env.agents.rollout.RolloutEngine` record (``steps``, ``num_edits``, ``success``,
-            ``images``).
+        record: an :class:`~mira_env.episodes.EpisodeRecord` (or its JSON object, read with
+            :meth:`EpisodeRecord.from_dict`).
         run_dir: the folder the record's image paths are relative to (the episode store's folder).
         frames: the episode's frames (source first) when they are in memory; else the record's step images
             (``images`` mode ``steps`` or ``both``) are read. Without either, ``noop`` is ``None``.
     """
-    if not isinstance(record, Mapping) or "steps" not in record:
-        raise ConfigError(f"record={describe(record)} is not an episode record (a mapping with 'steps')")
-    steps = list(record.get("steps") or [])
-    edits = int(record["num_edits"]) if record.get("num_edits") is not None else \
-        sum(1 for s in steps if not s.get("stop") and s.get("valid"))
-    first_turn_stop = not steps or bool(steps[0].get("stop"))
+    record = EpisodeRecord.coerce(record)
+    steps = record.steps
+    edits = record.num_edits if record.num_edits is not None else sum(1 for s in steps if not s.stop and s.valid)
+    first_turn_stop = not steps or steps[0].stop
     noop: bool | None = None
     if frames is not None and len(frames) > 0:
         noop = bool(np.array_equal(np.asarray(frames[0]), np.asarray(frames[-1])))
     else:
-        source = (record.get("images") or {}).get("source")
-        last = next((s.get("image") for s in reversed(steps) if s.get("image")), None)
+        source = record.images.get("source")
+        last = next((s.image for s in reversed(steps) if s.image), None)
         if source is not None:
             root = Path(run_dir) if run_dir is not None else None
             noop = True if last is None else bool(np.array_equal(_image(source, root), _image(last, root)))
-    success = record.get("success")
-    return EpisodeFacts(edits=edits, first_turn_stop=first_turn_stop, noop=noop,
-                        success=None if success is None else bool(success))
+    return EpisodeFacts(edits=edits, first_turn_stop=first_turn_stop, noop=noop, success=record.success)
 
 
-def episode_stats(records: Sequence[Mapping[str, Any]], run_dir: str | Path | None = None) -> EpisodeStats:
-    """:class:`EpisodeStats` of ``records`` (episode records, or :class:`EpisodeFacts`)."""
+def episode_stats(records: Sequence[EpisodeRecord | Mapping[str, Any] | EpisodeFacts],
+                  run_dir: str | Path | None = None) -> EpisodeStats:
+    """:class:`EpisodeStats` of ``records`` (episode records, their JSON objects, or :class:`EpisodeFacts`)."""
     facts = [r if isinstance(r, EpisodeFacts) else episode_facts(r, run_dir) for r in records]
     if not facts:
         raise ConfigError("episode_stats needs at least one episode; got none")
@@ -116,11 +114,11 @@ def stats_line(stats: EpisodeStats, label: str = "episodes") -> str:
             f"(n={stats.episodes})")
 
 
-def monitor_lines(records: Sequence[Mapping[str, Any]], run_dir: str | Path | None = None) -> list[str]:
+def monitor_lines(records: Sequence[EpisodeRecord | Mapping[str, Any]], run_dir: str | Path | None = None) -> list[str]:
     """One :func:`stats_line` per agent of ``records`` (what ``mira eval`` prints under its table)."""
-    by_agent: dict[str, list] = {}
-    for record in records:
-        by_agent.setdefault(str(record.get("agent", "episodes")), []).append(record)
+    by_agent: dict[str, list[EpisodeRecord]] = {}
+    for record in map(EpisodeRecord.coerce, records):
+        by_agent.setdefault(record.agent, []).append(record)
     return [stats_line(episode_stats(mine, run_dir), agent) for agent, mine in by_agent.items()]
 
 

@@ -28,11 +28,14 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
+from mira_env.episodes import EpisodeRecord, to_jsonable
 from mira_env.errors import ConfigError
-from mira_env.runs import atomic_write_text, save_image, write_json
+from mira_env.runs import atomic_write_text, save_image, slug, write_json
 
 from mira_env.agents.intervals import SUFFIX, mean_interval, wilson_interval
-from mira_env.agents.rollout import slug, to_jsonable
+
+#: records as the public functions take them: typed, or their JSON objects (read with EpisodeRecord.from_dict)
+Records = Sequence[EpisodeRecord | Mapping[str, Any]]
 
 TASK_INDEX = "tasks.json"
 REPORT_FILE = "report.html"
@@ -44,9 +47,9 @@ def _mean(values: Iterable[Any]) -> float | None:
     return sum(numbers) / len(numbers) if numbers else None
 
 
-def summarize(records: Sequence[Mapping[str, Any]], by: Callable[[Mapping[str, Any]], str] | None = None
-              ) -> list[dict[str, Any]]:
-    """One row per agent (or per ``by(record)``): episodes, success rate, mean reward, steps, components.
+def summarize(records: Records, by: Callable[[EpisodeRecord], str] | None = None) -> list[dict[str, Any]]:
+    """One row per agent (or per ``by(record)``, given the typed record): episodes, success rate, mean reward,
+    steps, components. ``records``: :class:`~mira_env.episodes.EpisodeRecord` s or their JSON objects.
 
     ``success_rate`` is ``None`` when no episode knows its success; ``mean_<component>`` is the mean
     of each final reward component over the episodes that have it (unscored ones are left out and
@@ -54,36 +57,36 @@ def summarize(records: Sequence[Mapping[str, Any]], by: Callable[[Mapping[str, A
     ``<key>_ci95`` holds its 95% interval ``[low, high]`` (:mod:`mira_env.agents.intervals`: Wilson, Student t;
     ``None`` below two values).
     """
-    key = by or (lambda record: record["agent"])
-    groups: dict[str, list[Mapping[str, Any]]] = {}
-    for record in records:
+    key = by or (lambda record: record.agent)
+    groups: dict[str, list[EpisodeRecord]] = {}
+    for record in map(EpisodeRecord.coerce, records):
         groups.setdefault(key(record), []).append(record)
     rows = []
     for name, group in groups.items():
-        successes = [r["success"] for r in group if r.get("success") is not None]
+        successes = [r.success for r in group if r.success is not None]
         components: dict[str, list[Any]] = {}
         for record in group:
-            for component, value in (record.get("final_components") or {}).items():
+            for component, value in (record.final_components or {}).items():
                 components.setdefault(component, []).append(value)
         wins = sum(bool(s) for s in successes)
         row: dict[str, Any] = {
             "name": name, "episodes": len(group),
             "success_rate": (wins / len(successes)) if successes else None,
             "success_rate" + SUFFIX: wilson_interval(wins, len(successes)) if successes else None,
-            "mean_reward": _mean(r.get("final_reward") for r in group),
-            "mean_return": _mean(r.get("return") for r in group),
-            "mean_steps": _mean(r.get("num_steps") for r in group),
-            "mean_edits": _mean(r.get("num_edits") for r in group),
-            "unscored": sum(1 for r in group if r.get("final_reward") is None),
-            "editor_errors": sum(1 for r in group for s in r.get("steps", []) if s.get("editor_error")),
-            "invalid_actions": sum(1 for r in group for s in r.get("steps", []) if not s.get("valid", True)),
+            "mean_reward": _mean(r.final_reward for r in group),
+            "mean_return": _mean(r.total_return for r in group),
+            "mean_steps": _mean(r.num_steps for r in group),
+            "mean_edits": _mean(r.num_edits for r in group),
+            "unscored": sum(1 for r in group if r.final_reward is None),
+            "editor_errors": sum(1 for r in group for s in r.steps if s.editor_error),
+            "invalid_actions": sum(1 for r in group for s in r.steps if not s.valid),
         }
         for component in sorted(components):
             if component != "success":
                 row[f"mean_{component}"] = _mean(components[component])
                 row[f"mean_{component}{SUFFIX}"] = mean_interval(components[component])
-        for key, field_name in (("mean_reward", "final_reward"), ("mean_return", "return")):
-            row[key + SUFFIX] = mean_interval(r.get(field_name) for r in group)
+        row["mean_reward" + SUFFIX] = mean_interval(r.final_reward for r in group)
+        row["mean_return" + SUFFIX] = mean_interval(r.total_return for r in group)
         rows.append(row)
     return rows
 
@@ -219,27 +222,28 @@ def _uri(run_dir: Path, relative: str | None) -> str | None:
     return data_uri(path) if path is not None else None
 
 
-def _strip_frames(run_dir: Path, record: Mapping[str, Any]) -> list[str] | None:
+def _strip_frames(run_dir: Path, record: EpisodeRecord) -> list[str] | None:
     """Frames cut out of the episode strip (when per-step images were not written)."""
-    path = _inside(run_dir, (record.get("images") or {}).get("strip"))
+    path = _inside(run_dir, record.images.get("strip"))
     if path is None:
         return None
     try:
         array = np.asarray(Image.open(path).convert("RGB"))
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
-    count = len(record.get("steps", [])) + 1
+    count = len(record.steps) + 1
     width = (array.shape[1] - 2 * (count - 1)) // count
     return [array_data_uri(array[:, i * (width + 2): i * (width + 2) + width]) for i in range(count)]
 
 
-def episode_context(run_dir: Path, record: Mapping[str, Any], task: Mapping[str, Any] | None) -> dict[str, Any]:
+def episode_context(run_dir: Path, record: EpisodeRecord | Mapping[str, Any],
+                    task: Mapping[str, Any] | None) -> dict[str, Any]:
     """What ``run.html`` shows of one episode: source, every step (instruction + image), the final image and the
     target (when the task has one), the final components."""
-    steps = record.get("steps", [])
-    images = record.get("images") or {}
-    source = _uri(run_dir, images.get("source"))
-    step_uris = [_uri(run_dir, s.get("image")) for s in steps]
+    record = EpisodeRecord.coerce(record)
+    steps = record.steps
+    source = _uri(run_dir, record.images.get("source"))
+    step_uris = [_uri(run_dir, s.image) for s in steps]
     if source is None or any(u is None for u in step_uris):
         frames = _strip_frames(run_dir, record)
         if frames is not None:
@@ -249,13 +253,12 @@ def episode_context(run_dir: Path, record: Mapping[str, Any], task: Mapping[str,
     final = next((u for u, s in zip(reversed(step_uris), reversed(steps)) if u is not None), source)
     has_target = task is not None and bool(task.get("target"))
     return {
-        "id": slug(str(record["agent"]) + "-" + str(record["task_id"])) + f"-g{record['group_index']}"
-              f"-m{record['member_index']}",
+        "id": slug(record.agent + "-" + record.task_id) + f"-g{record.group_index}-m{record.member_index}",
         "record": record, "source": source, "final": final, "has_target": has_target,
         "target": _uri(run_dir, task["target"]) if has_target else None,
-        "steps": [{"uri": uri, "step": step} for uri, step in zip(step_uris, steps) if not step.get("stop")],
-        "stop_step": steps[-1].get("t") if steps and steps[-1].get("stop") else None,
-        "scores": list((record.get("final_components") or {}).items()),
+        "steps": [{"uri": uri, "step": step} for uri, step in zip(step_uris, steps) if not step.stop],
+        "stop_step": steps[-1].t if steps and steps[-1].stop else None,
+        "scores": list((record.final_components or {}).items()),
     }
 
 
@@ -263,33 +266,40 @@ SUMMARY_COLUMNS = ("name", "episodes", "success_rate", "mean_reward", "mean_orac
                    "editor_errors", "invalid_actions")
 
 
-def write_run_report(run_dir: str | os.PathLike, records: Sequence[Mapping[str, Any]], *, title: str = "mira run",
+def write_run_report(run_dir: str | os.PathLike, records: Records, *, title: str = "mira run",
                      notes: Sequence[str] = (), path: str | os.PathLike | None = None,
-                     max_episodes_per_agent: int | None = 100, template_dir: str | os.PathLike | None = None) -> Path:
+                     max_episodes_per_agent: int | None = 100, template_dir: str | os.PathLike | None = None,
+                     baseline: Records = ()) -> Path:
     """Write ``report.html`` (or ``path``) for ``records`` of the run folder ``run_dir``; returns its path.
 
     The page is the ``run.html`` template (:func:`report_environment`: ``template_dir`` overrides any template).
 
-    The summary table covers every record; the episode cards are limited to the first
-    ``max_episodes_per_agent`` episodes of each agent (``None``: all) to keep the file small, with a note.
+    The summary table covers every record, followed by the rows of ``baseline`` (the no-op baseline's records,
+    :func:`mira_env.agents.commands.baseline.play_baseline`; its episodes get no cards); the episode cards are
+    limited to the first ``max_episodes_per_agent`` episodes of each agent (``None``: all) to keep the file small,
+    with a note.
     """
     base = Path(run_dir)
+    records = [EpisodeRecord.coerce(r) for r in records]
     tasks = read_task_index(base)
-    rows = summarize(records)
+    rows = summarize(records) + (summarize(baseline) if baseline else [])
     columns = [c for c in SUMMARY_COLUMNS if any(row.get(c) is not None for row in rows) or c == "name"]
     extra = sorted({k for row in rows for k in row if k.startswith("mean_") and k not in columns
                     and k not in ("mean_return",) and not k.endswith(SUFFIX)})
-    agent_order = {name: i for i, name in enumerate(dict.fromkeys(str(r["agent"]) for r in records))}
-    ordered = sorted(records, key=lambda r: (agent_order[str(r["agent"])], int(r.get("task_index", 0) or 0),
-                                             str(r["task_id"]), int(r["group_index"]), int(r["member_index"])))
+    agent_order = {name: i for i, name in enumerate(dict.fromkeys(r.agent for r in records))}
+    ordered = sorted(records, key=lambda r: (agent_order[r.agent], r.task_index or 0, r.task_id, r.group_index,
+                                             r.member_index))
+    totals: dict[str, int] = {}
+    for record in records:
+        totals[record.agent] = totals.get(record.agent, 0) + 1
     agents: list[dict[str, Any]] = []
     for record in ordered:
-        if not agents or agents[-1]["name"] != record["agent"]:
-            total = sum(1 for r in records if r["agent"] == record["agent"])
+        if not agents or agents[-1]["name"] != record.agent:
+            total = totals[record.agent]
             shown = total if max_episodes_per_agent is None else min(total, max_episodes_per_agent)
-            agents.append({"name": record["agent"], "total": total, "shown": shown, "episodes": []})
+            agents.append({"name": record.agent, "total": total, "shown": shown, "episodes": []})
         if len(agents[-1]["episodes"]) < agents[-1]["shown"]:
-            agents[-1]["episodes"].append(episode_context(base, record, tasks.get(str(record["task_id"]))))
+            agents[-1]["episodes"].append(episode_context(base, record, tasks.get(record.task_id)))
     page = render_report("run.html", {"title": title, "rows": rows, "columns": columns + extra, "notes": list(notes),
                                       "agents": agents}, template_dir)
     target = Path(path) if path is not None else base / REPORT_FILE
@@ -297,7 +307,17 @@ def write_run_report(run_dir: str | os.PathLike, records: Sequence[Mapping[str, 
     return target
 
 
-def write_comparison_report(path: str | os.PathLike, columns: Mapping[str, tuple[Path, Sequence[Mapping[str, Any]]]],
+def _final_uri(run_dir: Path, record: EpisodeRecord) -> str | None:
+    """The episode's last image: its last step image, else the strip's last frame, else its source."""
+    uris = [_uri(run_dir, s.image) for s in record.steps]
+    final = next((u for u in reversed(uris) if u is not None), None)
+    if final is None:
+        frames = _strip_frames(run_dir, record)
+        final = frames[-1] if frames else _uri(run_dir, record.images.get("source"))
+    return final
+
+
+def write_comparison_report(path: str | os.PathLike, columns: Mapping[str, tuple[Path, Records]],
                             metrics_rows: Sequence[Mapping[str, Any]], metric_columns: Sequence[str], *,
                             task_index_dir: str | os.PathLike, title: str = "mira eval",
                             notes: Sequence[str] = (), max_tasks: int | None = 100,
@@ -311,14 +331,14 @@ def write_comparison_report(path: str | os.PathLike, columns: Mapping[str, tuple
     """
     tasks = read_task_index(task_index_dir)
     notes = list(notes)
-    by_task: dict[str, dict[str, tuple[Path, Mapping[str, Any]]]] = {}
+    by_task: dict[str, dict[str, tuple[Path, EpisodeRecord]]] = {}
     order: list[str] = []
     for label, (run_dir, records) in columns.items():
-        for record in sorted(records, key=lambda r: (int(r["group_index"]), int(r["member_index"]))):
-            task_id = str(record["task_id"])
-            if task_id not in order:
-                order.append(task_id)
-            by_task.setdefault(task_id, {}).setdefault(label, (Path(run_dir), record))
+        typed = [EpisodeRecord.coerce(r) for r in records]
+        for record in sorted(typed, key=lambda r: (r.group_index, r.member_index)):
+            if record.task_id not in order:
+                order.append(record.task_id)
+            by_task.setdefault(record.task_id, {}).setdefault(label, (Path(run_dir), record))
     if max_tasks is not None and len(order) > max_tasks:
         notes.append(f"showing the first {max_tasks} of {len(order)} tasks; the metrics table covers all of them")
         order = order[:max_tasks]
@@ -332,12 +352,7 @@ def write_comparison_report(path: str | os.PathLike, columns: Mapping[str, tuple
                 cells.append({"label": label, "record": None, "final": None})
                 continue
             run_dir, record = by_task[task_id][label]
-            uris = [_uri(run_dir, s.get("image")) for s in record.get("steps", [])]
-            final = next((u for u in reversed(uris) if u is not None), None)
-            if final is None:
-                frames = _strip_frames(run_dir, record)
-                final = frames[-1] if frames else _uri(run_dir, (record.get("images") or {}).get("source"))
-            cells.append({"label": label, "record": record, "final": final})
+            cells.append({"label": label, "record": record, "final": _final_uri(run_dir, record)})
         shown.append({"id": task_id, "instruction": str(task.get("instruction", "")),
                       "source": _uri(base, task.get("source")), "has_target": bool(task.get("target")),
                       "target": _uri(base, task["target"]) if task.get("target") else None, "columns": cells})

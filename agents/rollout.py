@@ -14,12 +14,8 @@ Agents therefore see a changing subset of episodes from call to call: the positi
 (``history``, ``step``) and info; an agent that keeps per-episode memory keys it on
 ``infos[i]["episode_id"]`` (``"<agent>|<task id>|g<group>|m<member>"``, added by the engine).
 
-The run folder (:class:`EpisodeStore`)::
-
-    episodes.jsonl                      one JSON line per finished episode (see ``EpisodeResult``)
-    images/<agent>/<task>/g<g>_m<m>/    step_00.png (the source), step_01.png, ... (observation size)
-    strips/<agent>/<task>_g<g>_m<m>.png the whole episode as one strip (source, then every step)
-
+Every finished episode is an :class:`~mira_env.episodes.EpisodeRecord` (its steps :class:`~mira_env.episodes.StepRecord`),
+written to the run folder (:class:`~mira_env.agents.store.EpisodeStore`: ``episodes.jsonl``, ``images/``, ``strips/``).
 Images are written before the episode's line; the line is appended, flushed and fsynced in one
 write. An interrupted run restarts with the same store: episodes are keyed
 ``(agent, task id, group index, member index)``, finished ones are skipped, a torn last line (a kill
@@ -29,29 +25,24 @@ seed, so they are the episodes the first run would have played).
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from mira_env.errors import ConfigError, MiraError, describe
+from mira_env.episodes import EPISODES_FILE, EpisodeRecord, StepRecord, to_jsonable
+from mira_env.errors import ConfigError, describe
 from mira_env.runs import slug
 from mira_env.tasks.images import image_strip
 from mira_env.tasks.task import Task, TaskSource
+from mira_env.validate import check_choice, check_int, check_ints
 
-EPISODES_FILE = "episodes.jsonl"
+from mira_env.agents.store import EpisodeStore, RolloutError, episode_key
+
 IMAGE_MODES = ("steps", "strip", "both", "none")
 _SEED_LIMIT = 2**31 - 1
-
-
-class RolloutError(MiraError, RuntimeError):
-    """A rollout cannot continue: a misbehaving agent, a corrupt run folder, an impossible batch."""
 
 
 @dataclass
@@ -72,15 +63,9 @@ class RolloutConfig:
     progress: bool = field(default=True, metadata={"help": "Show a tqdm progress bar over episodes."})
 
     def __post_init__(self) -> None:
-        for name in ("group_size", "groups_per_batch", "groups_per_task"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}={describe(value)} must be a positive int")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed={describe(self.seed)} must be a non-negative int")
-        if self.images not in IMAGE_MODES:
-            raise ConfigError(f"images={describe(self.images)} is not one of: "
-                              f"{', '.join(repr(m) for m in IMAGE_MODES)}")
+        check_ints(self, ("group_size", "groups_per_batch", "groups_per_task"))
+        check_int("seed", self.seed, minimum=0)
+        check_choice("images", self.images, IMAGE_MODES)
 
     @property
     def num_envs(self) -> int:
@@ -121,130 +106,6 @@ def plan_groups(tasks: TaskSource, config: RolloutConfig, task_indices: Sequence
     return jobs
 
 
-EpisodeKey = tuple[str, str, int, int]
-
-
-def episode_key(record: Mapping[str, Any]) -> EpisodeKey:
-    """``(agent, task id, group index, member index)`` of an episode record."""
-    return (str(record["agent"]), str(record["task_id"]), int(record["group_index"]), int(record["member_index"]))
-
-
-def to_jsonable(value: Any) -> Any:
-    """Numpy scalars / arrays, tuples, sets and dataclass-like objects as plain JSON values."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, np.generic):
-        return to_jsonable(value.item())
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in value]
-    return str(value)
-
-
-class EpisodeStore:
-    """A run folder: ``episodes.jsonl`` plus PNG images, append-only, safe to resume after a kill.
-
-    Opening a store takes the folder's lock (:class:`mira_env.runs.RunLock`: a second process on the
-    same folder is refused; :meth:`close` or the end of the process releases it) and reads the finished
-    episodes; a last line without its newline (a process killed mid-write) is cut off the file. Any
-    other unreadable line raises :class:`RolloutError` naming it. Records are redacted
-    (:func:`mira_env.redact.redact_obj`) before they are written; image paths stay inside the folder.
-    """
-
-    def __init__(self, run_dir: str | os.PathLike) -> None:
-        from mira_env.runs import RunLock
-
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.lock = RunLock(self.run_dir).acquire()
-        self.path = self.run_dir / EPISODES_FILE
-        self._records: dict[EpisodeKey, dict] = {}
-        self.torn_lines = 0
-        try:
-            self._load()
-        except BaseException:
-            self.lock.release()
-            raise
-
-    def close(self) -> None:
-        """Release the folder's lock (the records stay readable)."""
-        self.lock.release()
-
-    def __enter__(self) -> "EpisodeStore":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def _load(self) -> None:
-        if not self.path.exists():
-            return
-        data = self.path.read_bytes()
-        end = data.rfind(b"\n") + 1
-        if end < len(data):  # torn last line: cut it off so the next append starts a clean line
-            self.torn_lines = 1
-            with self.path.open("r+b") as handle:
-                handle.truncate(end)
-                handle.flush()
-                os.fsync(handle.fileno())
-        for number, line in enumerate(data[:end].split(b"\n")[:-1], start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                key = episode_key(record)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise RolloutError(f"{self.path}:{number} is not an episode record ({exc}); move the file away "
-                                   f"or delete that line to resume") from exc
-            self._records.setdefault(key, record)
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def __contains__(self, key: EpisodeKey) -> bool:
-        return key in self._records
-
-    def records(self) -> list[dict]:
-        """Every finished episode, in the order written."""
-        return list(self._records.values())
-
-    def done_members(self, agent: str, task_id: str, group_index: int) -> set[int]:
-        return {key[3] for key in self._records if key[:3] == (agent, task_id, group_index)}
-
-    def image_dir(self, agent: str, task_id: str, group_index: int, member_index: int) -> Path:
-        return Path("images") / slug(agent) / slug(task_id) / f"g{group_index}_m{member_index}"
-
-    def strip_path(self, agent: str, task_id: str, group_index: int, member_index: int) -> Path:
-        return Path("strips") / slug(agent) / f"{slug(task_id)}_g{group_index}_m{member_index}.png"
-
-    def save_image(self, relative: Path, array: np.ndarray) -> str:
-        """Write ``array`` as PNG at ``run_dir/relative`` atomically (a uniquely named temp file, then a
-        rename); ``relative`` must stay inside the folder. Returns the relative path."""
-        from mira_env.runs import inside, save_image
-
-        save_image(inside(self.run_dir, relative, "image path"), np.asarray(array, dtype=np.uint8))
-        return Path(relative).as_posix()
-
-    def write(self, record: dict) -> None:
-        """Append one finished episode (images must already be written). Duplicates raise."""
-        key = episode_key(record)
-        if key in self._records:
-            raise RolloutError(f"episode {key} is already in {self.path}; it would be written twice")
-        from mira_env.redact import redact_obj
-
-        line = json.dumps(redact_obj(to_jsonable(record)), ensure_ascii=True) + "\n"
-        with self.path.open("ab") as handle:
-            handle.write(line.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        self._records[key] = record
-
-
 def _unbatch_info(vector_info: Mapping[str, Any], index: int) -> dict:
     """One environment's info out of a vector-env info dict (``_key`` masks, nested dicts)."""
     out = {}
@@ -273,8 +134,16 @@ class _Running:
     started: float
     frames: list[np.ndarray]
     editor_seed: int | None = None
-    steps: list[dict] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
     total_return: float = 0.0
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else to_jsonable(float(value))
+
+
+def _integer(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _success(components: Mapping[str, Any] | None) -> bool | None:
@@ -333,7 +202,7 @@ class RolloutEngine:
         return out
 
     # ------------------------------------------------------------------ the loop
-    def run(self, jobs: Iterable[GroupJob], progress: Any = None) -> list[dict]:
+    def run(self, jobs: Iterable[GroupJob], progress: Any = None) -> list[EpisodeRecord]:
         """Play every pending member of ``jobs``; returns the records of the episodes played now.
 
         ``progress``: an object with ``update(n)`` (a shared tqdm bar); by default the engine makes
@@ -351,7 +220,7 @@ class RolloutEngine:
             reset(self.venv.num_envs)
         free = deque(range(self.venv.num_envs))
         running: dict[int, _Running] = {}
-        finished: list[dict] = []
+        finished: list[EpisodeRecord] = []
         try:
             while queue or running:
                 while queue and len(free) >= len(queue[0].members):
@@ -381,7 +250,7 @@ class RolloutEngine:
     def _episode_id(self, job: GroupJob, member: int) -> str:
         return f"{self.name}|{job.task.id}|g{job.group_index}|m{member}"
 
-    def _turn(self, running: dict[int, _Running], free: deque) -> list[dict]:
+    def _turn(self, running: dict[int, _Running], free: deque) -> list[EpisodeRecord]:
         slots = sorted(running)
         episodes = [running[s] for s in slots]
         start = time.perf_counter()
@@ -409,25 +278,24 @@ class RolloutEngine:
             episode.frames.append(np.asarray(observation["current"]))
             episode.total_return += float(reward)
             timings = info.get("timings")
-            episode.steps.append({
-                "t": int(info["step"]), "action": action, "raw_output": raw,
-                "parse_error": parse_error, "instruction": info["instruction"],
-                "valid": bool(info["valid_action"]), "invalid_reason": info["invalid_reason"],
-                "stop": bool(info["stop"]), "reward": float(reward), "reward_total": info.get("reward_total"),
-                "reward_components": info.get("reward_components"), "reward_errors": info.get("reward_errors"),
-                "editor_seed": info.get("editor_seed"), "editor_status": info.get("editor_status"),
-                "editor_error": info.get("editor_error"),
-                "timings": {"agent_s": agent_s / len(slots), "agent_batch": len(slots),
-                            "editor_s": getattr(timings, "editor_s", None),
-                            "reward_s": getattr(timings, "reward_s", None)},
-            })
+            episode.steps.append(StepRecord(
+                t=int(info["step"]), action=to_jsonable(action), raw_output=raw, parse_error=parse_error,
+                instruction=info["instruction"], valid=bool(info["valid_action"]),
+                invalid_reason=info["invalid_reason"], stop=bool(info["stop"]), reward=float(reward),
+                reward_total=_number(info.get("reward_total")),
+                reward_components=to_jsonable(info.get("reward_components")),
+                reward_errors=to_jsonable(info.get("reward_errors")), editor_seed=_integer(info.get("editor_seed")),
+                editor_status=to_jsonable(info.get("editor_status")), editor_error=to_jsonable(info.get("editor_error")),
+                timings={"agent_s": agent_s / len(slots), "agent_batch": len(slots),
+                         "editor_s": getattr(timings, "editor_s", None), "reward_s": getattr(timings, "reward_s", None)},
+            ))
             if terminated or truncated:
                 done.append(self._finish(episode, bool(terminated), bool(truncated)))
                 del running[slot]
                 free.append(slot)
         return done
 
-    def _finish(self, episode: _Running, terminated: bool, truncated: bool) -> dict:
+    def _finish(self, episode: _Running, terminated: bool, truncated: bool) -> EpisodeRecord:
         job, member = episode.job, episode.member
         images: dict[str, Any] = {}
         if self.store is not None and self.config.images in ("steps", "both"):
@@ -435,30 +303,27 @@ class RolloutEngine:
             paths = [self.store.save_image(folder / f"step_{i:02d}.png", frame) for i, frame in enumerate(episode.frames)]
             images["source"] = paths[0]
             for step, path in zip(episode.steps, paths[1:]):
-                step["image"] = path
+                step.image = path
         if self.store is not None and self.config.images in ("strip", "both"):
             images["strip"] = self.store.save_image(
                 self.store.strip_path(self.name, job.task.id, job.group_index, member), image_strip(episode.frames))
-        last = episode.steps[-1] if episode.steps else {}
-        components = last.get("reward_components")
-        record = {
-            "agent": self.name, "task_id": job.task.id, "task_index": job.task_index,
-            "group_index": job.group_index, "member_index": member, "group_seed": job.seed,
-            "editor_seed": episode.editor_seed, "instruction": job.task.instruction,
-            "steps": episode.steps, "num_steps": len(episode.steps),
-            "num_edits": sum(1 for s in episode.steps if not s["stop"] and s["valid"]),
-            "terminated": terminated, "truncated": truncated, "return": episode.total_return,
-            "final_reward": last.get("reward_total"), "final_components": components,
-            "success": _success(components), "images": images,
-            "wall_s": time.perf_counter() - episode.started,
-        }
+        last = episode.steps[-1] if episode.steps else None
+        components = last.reward_components if last is not None else None
+        record = EpisodeRecord(
+            agent=self.name, task_id=job.task.id, task_index=job.task_index, group_index=job.group_index,
+            member_index=member, group_seed=job.seed, editor_seed=_integer(episode.editor_seed),
+            instruction=job.task.instruction, steps=episode.steps, num_steps=len(episode.steps),
+            num_edits=sum(1 for s in episode.steps if not s.stop and s.valid), terminated=terminated,
+            truncated=truncated, total_return=episode.total_return,
+            final_reward=last.reward_total if last is not None else None, final_components=components,
+            success=_success(components), images=images, wall_s=time.perf_counter() - episode.started)
         if self.store is not None:
             self.store.write(record)
         return record
 
 
 def run_agents(venv: Any, agents: Mapping[str, Any], jobs: Sequence[GroupJob], config: RolloutConfig,
-               store: EpisodeStore | None = None, desc: str = "episodes") -> dict[str, list[dict]]:
+               store: EpisodeStore | None = None, desc: str = "episodes") -> dict[str, list[EpisodeRecord]]:
     """Play ``jobs`` for every agent in turn (one shared tqdm bar); returns the new records per agent."""
     engines = {name: RolloutEngine(venv, agent, config, store, name) for name, agent in agents.items()}
     total = sum(len(job.members) for engine in engines.values() for job in engine.pending(jobs))
@@ -479,6 +344,6 @@ class _NoProgress:
         return None
 
 
-__all__ = ["EPISODES_FILE", "IMAGE_MODES", "EpisodeStore", "GroupJob", "RolloutConfig", "RolloutEngine",
-           "RolloutError", "agent_name", "episode_key", "group_seed", "plan_groups", "run_agents", "slug",
-           "to_jsonable"]
+__all__ = ["EPISODES_FILE", "IMAGE_MODES", "EpisodeRecord", "EpisodeStore", "GroupJob", "RolloutConfig", "RolloutEngine",
+           "RolloutError", "StepRecord", "agent_name", "episode_key", "group_seed", "plan_groups", "run_agents",
+           "slug", "to_jsonable"]

@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mira_env.agents.baselines import OneShotAgent, RandomAgent, ScriptedOracleAgent
+from mira_env.agents.play import play_episodes, success_stats
 from mira_env.shapes.env import make_shapes_env
-from mira_env.shapes.evaluate import play_episodes
 from mira_env.shapes.noise import EditorNoise
 from mira_env.vector import BatchedEditEnv
 
@@ -118,7 +118,8 @@ def success(args) -> dict:
     for name, (run_noise, agent) in runs.items():
         env = make_shapes_env(split="test", num_tasks=args.tasks, noise=run_noise)
         start = time.perf_counter()
-        stats = play_episodes(env, agent, args.tasks, seed=0).as_dict()
+        records, _ = play_episodes(env, agent, seed=0, keep_images=False)  # through the rollout engine
+        stats = success_stats(records, env.tasks).as_dict()
         stats["seconds"] = round(time.perf_counter() - start, 2)
         out[name] = stats
     return out

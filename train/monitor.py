@@ -2,7 +2,7 @@
 
 Every ``every_steps`` optimizer steps (and before the first) :class:`RewardHackingMonitor` plays greedy
 episodes of the policy on validation tasks through the public rollout loop
-(:class:`~mira_env.agents.rollout.RolloutEngine` with :meth:`VLMAgent.from_model`), and logs
+(:func:`mira_env.agents.play.play_episodes`: the rollout engine with :meth:`VLMAgent.from_model`), and logs
 (:mod:`mira_env.agents.episode_stats`): the no-op rate (final image == I0), edits per episode, the
 STOP-at-first-turn rate and held-out oracle success (a metric the run does not optimise), beside the
 mean training reward of the steps since the previous check. :func:`check_alarm` compares the first and
@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mira_env.agents.episode_stats import EpisodeStats, episode_stats, stats_line
+from mira_env.episodes import EpisodeRecord
 from mira_env.errors import ConfigError, describe
+from mira_env.validate import check_float, check_int
 
 
 @dataclass
@@ -49,11 +50,8 @@ class AlarmConfig:
 
     def __post_init__(self) -> None:
         for name in ("reward_rise", "noop_rise", "first_stop_rise", "edits_drop", "heldout_rise"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"AlarmConfig.{name}={describe(value)} must be a finite number >= 0")
-        if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
-            raise ConfigError(f"AlarmConfig.window={describe(self.window)} must be a positive int")
+            check_float(f"AlarmConfig.{name}", getattr(self, name), minimum=0)
+        check_int("AlarmConfig.window", self.window)
 
 
 @dataclass(frozen=True)
@@ -133,39 +131,15 @@ def replay(series: Sequence[Mapping[str, Any] | MonitorPoint], config: AlarmConf
 
 def play_episodes(model: Any, processor: Any, env: Any, task_indices: Sequence[int], *, seed: int = 0,
                   run_dir: str | Path | None = None, batch_size: int = 32, max_new_tokens: int = 48,
-                  name: str = "policy", agent: Any = None) -> tuple[list[dict], Path]:
-    """Greedy episodes of ``model`` (or of ``agent``) on ``env``'s tasks ``task_indices`` through the public
-    rollout loop; returns the records and the run folder (step images kept: the no-op rate reads them).
+                  name: str = "policy", agent: Any = None) -> tuple[list[EpisodeRecord], Path]:
+    """Greedy episodes of ``model`` (or of ``agent``) on ``env``'s tasks ``task_indices``: the monitor's argument
+    order over :func:`mira_env.agents.play.play_episodes` (the one implementation; use it in new code). Returns the
+    typed records and the run folder (a temporary one by default; step images kept: the no-op rate reads them)."""
+    from mira_env.agents.play import play_episodes as play
 
-    The editor seeds of task ``i`` are ``group_seed(seed, i, 0)`` whatever the policy, so every policy
-    evaluated with the same ``seed`` meets the same editor noise.
-    """
-    from mira_env.agents.rollout import EpisodeStore, RolloutConfig, plan_groups, run_agents
-    from mira_env.agents.vlm import VLMAgent
-    from mira_env.vector import BatchedEditEnv
-
-    if agent is None:
-        if model is None or processor is None:
-            raise ConfigError("play_episodes needs a model and its processor, or an agent")
-        agent = VLMAgent.from_model(model, processor, name=name, do_sample=False, max_new_tokens=max_new_tokens,
-                                    batch_size=batch_size, system_prompt="", edit_budget=env.config.max_steps)
-    base = getattr(env, "unwrapped", env)
-    config = RolloutConfig(group_size=1, groups_per_batch=min(batch_size, len(task_indices)), seed=seed,
-                           images="steps", progress=False)
-    folder = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="mira_monitor_"))
-    venv = BatchedEditEnv(config.num_envs, env_fn=lambda: base)
-    jobs = plan_groups(venv.tasks, config, list(task_indices))
-    training = bool(getattr(model, "training", False))
-    if model is not None:
-        model.eval()
-    try:
-        with EpisodeStore(folder) as store:
-            records = run_agents(venv, {name: agent}, jobs, config, store)[name]
-    finally:
-        if model is not None and training:
-            model.train()
-    order = {int(i): k for k, i in enumerate(task_indices)}
-    records.sort(key=lambda r: order.get(int(r["task_index"]), 0))
+    records, folder = play(env, agent, task_indices, model=model, processor=processor, seed=seed, run_dir=run_dir,
+                           name=name, batch_size=batch_size, max_new_tokens=max_new_tokens, images="steps")
+    assert folder is not None  # keep_images: always a folder
     return records, folder
 
 
@@ -188,11 +162,9 @@ def _build_monitor_class():
         def __init__(self, env: Any, every_steps: int = 10, num_tasks: int = 32, seed: int = 0,
                      out: str | Path | None = None, alarm: AlarmConfig | None = None, reward_key: str = "reward",
                      batch_size: int = 32, max_new_tokens: int = 48) -> None:
-            if isinstance(every_steps, bool) or not isinstance(every_steps, int) or every_steps < 1:
-                raise ConfigError(f"every_steps={describe(every_steps)} must be a positive int")
+            check_int("every_steps", every_steps)
             count = len(getattr(env, "unwrapped", env).tasks)
-            if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or not 1 <= num_tasks <= count:
-                raise ConfigError(f"num_tasks={describe(num_tasks)} must be in [1, {count}] (the env's tasks)")
+            check_int("num_tasks", num_tasks, maximum=count, hint="the env's tasks")
             self.env, self.every_steps, self.num_tasks, self.seed = env, every_steps, num_tasks, seed
             self.out = Path(out) if out is not None else None
             self.alarm_config = alarm or AlarmConfig()

@@ -2,12 +2,19 @@ import pytest
 
 from mira_env.agents.base import Agent
 from mira_env.agents.baselines import OneShotAgent, RandomAgent, ScriptedOracleAgent
+from mira_env.agents.play import play_episodes, success_stats
 from mira_env.shapes.env import make_shapes_env
-from mira_env.shapes.evaluate import play_episodes
 from mira_env.shapes.grammar import parse_instruction
 from mira_env.shapes.noise import EditorNoise
 
 NOISE = EditorNoise(ignore=0.2, wrong_object=0.1, color_drift=0.1, position_drift=0.1)
+
+
+def play(env, agent):
+    """Success figures of ``agent`` on every task of ``env`` (played through the rollout engine)."""
+    records, _ = play_episodes(env, agent, keep_images=False)
+    assert [r.task_index for r in records] == list(range(len(env.tasks)))
+    return success_stats(records, env.tasks)
 
 
 @pytest.mark.parametrize("agent", [ScriptedOracleAgent(), OneShotAgent(), RandomAgent()])
@@ -17,22 +24,22 @@ def test_agents_implement_the_protocol(agent):
 
 def test_oracle_solves_every_task_without_noise():
     env = make_shapes_env(split="test", num_tasks=40)
-    stats = play_episodes(env, ScriptedOracleAgent(), 40)
+    stats = play(env, ScriptedOracleAgent())
     assert stats.success_rate == 1.0 and stats.editor_failures == 0
 
 
 def test_one_shot_solves_far_fewer():
     env = make_shapes_env(split="test", num_tasks=40)
-    oracle = play_episodes(env, ScriptedOracleAgent(), 40).success_rate
-    one_shot = play_episodes(env, OneShotAgent(), 40)
+    oracle = play(env, ScriptedOracleAgent()).success_rate
+    one_shot = play(env, OneShotAgent())
     assert one_shot.mean_steps == 2.0  # the whole instruction, then <STOP>
     assert one_shot.success_rate < oracle - 0.3
 
 
 def test_replanning_recovers_from_editor_noise():
     env = make_shapes_env(split="test", num_tasks=40, noise=NOISE)
-    open_loop = play_episodes(env, ScriptedOracleAgent(replan=False), 40).success_rate
-    replan = play_episodes(env, ScriptedOracleAgent(), 40).success_rate
+    open_loop = play(env, ScriptedOracleAgent(replan=False)).success_rate
+    replan = play(env, ScriptedOracleAgent()).success_rate
     assert replan >= 0.9 and replan > open_loop + 0.3
 
 

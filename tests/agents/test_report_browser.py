@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from PIL import Image
 
 from mira_env.agents.report import (format_table, summarize, write_comparison_report, write_run_report, write_task_index)
 from mira_env.agents.rollout import EpisodeStore, RolloutConfig, RolloutEngine, plan_groups
+from mira_env.episodes import EpisodeRecord
 from mira_env.vector import BatchedEditEnv
 from tests.agents.test_rollout import CountingAgent, LengthReward, StampEditor, make_tasks
 
@@ -59,7 +61,7 @@ def colourful_fraction(pixels: np.ndarray) -> float:
     return float((spread > 60).mean())
 
 
-def small_run(tmp_path: Path, images: str = "both") -> tuple[Path, list[dict]]:
+def small_run(tmp_path: Path, images: str = "both") -> tuple[Path, list[EpisodeRecord]]:
     venv = BatchedEditEnv(4, editor=StampEditor(), tasks=make_tasks(2), reward=LengthReward(), height=32, width=32)
     config = RolloutConfig(group_size=2, groups_per_batch=2, progress=False, images=images)
     run = tmp_path / "run"
@@ -76,20 +78,20 @@ def test_run_report_is_self_contained_and_shows_every_step(tmp_path, images):
     text = report.read_text(encoding="utf-8")
     assert "src=\"data:image/png;base64," in text
     assert not re.search(r'src="(?!data:)', text) and "<link" not in text and "http" not in text
-    edits = sum(1 for r in records for s in r["steps"] if not s["stop"])
+    edits = sum(1 for r in records for s in r.steps if not s.stop)
     # per episode: the source, every edit, the final image; no targets in these tasks
     assert text.count("<img") == sum(1 for _ in records) * 2 + edits
     for record in records:
-        for step in record["steps"]:
-            if not step["stop"]:
-                assert step["instruction"] in text
+        for step in record.steps:
+            if not step.stop:
+                assert step.instruction in text
 
 
 def test_summary_rows_and_table(tmp_path):
     _, records = small_run(tmp_path)
     (row,) = summarize(records)
     assert row["name"] == "counting" and row["episodes"] == 4 and row["success_rate"] == 1.0
-    assert row["mean_steps"] == np.mean([r["num_steps"] for r in records])
+    assert row["mean_steps"] == np.mean([r.num_steps for r in records])
     assert row["mean_closeness"] == 0.0
     table = format_table([row, {"name": "other", "episodes": 0}], ["name", "episodes", "success_rate"])
     assert table.splitlines()[2].split() == ["counting", "4", "1.000"]
@@ -150,8 +152,8 @@ def test_a_record_pointing_outside_the_run_folder_embeds_nothing(tmp_path):
     run, records = small_run(tmp_path)
     secret = tmp_path / "private.png"
     Image.new("RGB", (5, 7), (1, 2, 3)).save(secret)
-    record = dict(records[0], images={"source": "../private.png", "strip": "../private.png"},
-                  steps=[dict(s, image="../private.png") for s in records[0]["steps"]])
+    record = replace(records[0], images={"source": "../private.png", "strip": "../private.png"},
+                     steps=[replace(s, image="../private.png") for s in records[0].steps])
     text = write_run_report(run, [record], title="tampered").read_text(encoding="utf-8")
     import base64
 

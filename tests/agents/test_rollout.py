@@ -17,6 +17,7 @@ from PIL import Image
 from mira_env.agents.rollout import (EPISODES_FILE, EpisodeStore, RolloutConfig, RolloutEngine, RolloutError,
                             episode_key, group_seed, plan_groups, run_agents, slug)
 from mira_env import EditorInfo, RewardOutput, Task
+from mira_env.episodes import SCHEMA_VERSION, EpisodeRecord
 from mira_env.editors.base import check_batch
 from mira_env.vector import BatchedEditEnv
 
@@ -113,17 +114,17 @@ def test_group_members_share_task_and_editor_seeds_and_each_turn_is_one_act_and_
     agent = CountingAgent(jitter=False)
     records = RolloutEngine(venv, agent, config).run(plan_groups(venv.tasks, config, [2]))
     assert len(records) == 4
-    assert {r["task_id"] for r in records} == {"task-2"}
-    assert len({r["editor_seed"] for r in records}) == 1
-    assert records[0]["group_seed"] == group_seed(3, 2, 0)
+    assert {r.task_id for r in records} == {"task-2"}
+    assert len({r.editor_seed for r in records}) == 1
+    assert records[0].group_seed == group_seed(3, 2, 0)
     # the same seeds and a deterministic agent: identical edits, seeds and rewards in the group
-    assert len({json.dumps([s["editor_seed"] for s in r["steps"]]) for r in records}) == 1
+    assert len({json.dumps([s.editor_seed for s in r.steps]) for r in records}) == 1
     # 3 edits and one <STOP> per member, 4 members per call: 4 act calls, 3 editor calls, one reward call
     assert agent.calls == [4, 4, 4, 4]
     assert [len(texts) for texts, _ in editor.calls] == [4, 4, 4]
     assert reward.calls == 1
-    assert all(r["success"] is True and r["final_components"]["closeness"] == 0 for r in records)
-    assert [s["raw_output"] for s in records[0]["steps"]] == [f"raw: {s['action']}" for s in records[0]["steps"]]
+    assert all(r.success is True and r.final_components["closeness"] == 0 for r in records)
+    assert [s.raw_output for s in records[0].steps] == [f"raw: {s.action}" for s in records[0].steps]
 
 
 def test_finished_episodes_leave_the_batch_and_free_slots_take_the_next_group():
@@ -138,11 +139,11 @@ def test_finished_episodes_leave_the_batch_and_free_slots_take_the_next_group():
     # never more running episodes than envs; every turn one act call over exactly the running ones
     assert max(agent.calls) == 4 and agent.calls == engine.act_batch_sizes
     # one editor call per turn that had edits, each as large as the number of editing episodes
-    editing_per_turn = [sum(1 for r in records for s in r["steps"] if s["t"] == t and not s["stop"]) for t in range(9)]
+    editing_per_turn = [sum(1 for r in records for s in r.steps if s.t == t and not s.stop) for t in range(9)]
     assert sum(len(texts) for texts, _ in editor.calls) == sum(editing_per_turn)
     assert len(editor.calls) <= len(agent.calls)
     # refilling: fewer turns than playing the two halves of the batch one after the other
-    lengths = {(r["task_id"], r["member_index"]): r["num_steps"] for r in records}
+    lengths = {(r.task_id, r.member_index): r.num_steps for r in records}
     sequential = sum(max(lengths[(f"task-{t}", m)] for m in range(2)) for t in range(4))
     assert len(agent.calls) < sequential
     # episodes of a later group finished while the batch was still running others: the calls shrank and grew
@@ -155,18 +156,23 @@ def test_records_carry_steps_timings_components_and_images(tmp_path):
     config = RolloutConfig(group_size=2, progress=False, images="both")
     (record, _) = RolloutEngine(venv, CountingAgent(jitter=False), config, store).run(
         plan_groups(venv.tasks, config, [0]))
-    assert record["num_steps"] == 2 and record["num_edits"] == 1 and record["terminated"]
-    step = record["steps"][0]
-    assert step["instruction"] == "edit number 1" and step["valid"] and step["editor_error"] is None
-    assert step["timings"]["agent_batch"] == 2 and step["timings"]["editor_s"] >= 0
-    assert record["steps"][-1]["reward_components"] == {"closeness": 0, "success": 1.0}
-    strip = Image.open(tmp_path / "run" / record["images"]["strip"])
+    assert record.num_steps == 2 and record.num_edits == 1 and record.terminated
+    step = record.steps[0]
+    assert step.instruction == "edit number 1" and step.valid and step.editor_error is None
+    assert step.timings["agent_batch"] == 2 and step.timings["editor_s"] >= 0
+    assert record.steps[-1].reward_components == {"closeness": 0, "success": 1.0}
+    strip = Image.open(tmp_path / "run" / record.images["strip"])
     assert strip.size == (16 * 3 + 2 * 2, 16)
-    first = Image.open(tmp_path / "run" / record["steps"][0]["image"])
-    source = Image.open(tmp_path / "run" / record["images"]["source"])
+    first = Image.open(tmp_path / "run" / record.steps[0].image)
+    source = Image.open(tmp_path / "run" / record.images["source"])
     assert first.size == (16, 16) and np.any(np.asarray(first) != np.asarray(source))
     lines = (tmp_path / "run" / EPISODES_FILE).read_text().splitlines()
     assert [json.loads(line)["member_index"] for line in lines] == [0, 1]
+    assert all(json.loads(line)["schema_version"] == SCHEMA_VERSION for line in lines)
+    # what the store reads back is the record the engine returned, field for field
+    store.close()
+    with EpisodeStore(tmp_path / "run") as reopened:
+        assert reopened.records()[0] == record and isinstance(record, EpisodeRecord)
 
 
 def test_store_cuts_a_torn_last_line_and_resume_plays_only_missing_members(tmp_path):
@@ -184,7 +190,7 @@ def test_store_cuts_a_torn_last_line_and_resume_plays_only_missing_members(tmp_p
     engine = RolloutEngine(venv, CountingAgent(), config, store)
     assert [(j.task.id, j.members) for j in engine.pending(jobs)] == [("task-1", (0, 1))]
     new = engine.run(jobs)
-    assert [(r["task_id"], r["member_index"]) for r in new] == [("task-1", 0), ("task-1", 1)]
+    assert [(r.task_id, r.member_index) for r in new] == [("task-1", 0), ("task-1", 1)]
     keys = [episode_key(json.loads(line)) for line in path.read_text().splitlines()]
     assert len(keys) == len(set(keys)) == 4
 
@@ -197,9 +203,9 @@ def test_resume_with_half_a_group_plays_the_missing_member_with_the_group_seed(t
     store = EpisodeStore(tmp_path / "run")
     store.write(full[0])
     (replayed,) = RolloutEngine(venv, CountingAgent(jitter=False), config, store).run(jobs)
-    assert replayed["member_index"] == 1
-    assert replayed["editor_seed"] == full[1]["editor_seed"]
-    assert [s["editor_seed"] for s in replayed["steps"]] == [s["editor_seed"] for s in full[1]["steps"]]
+    assert replayed.member_index == 1
+    assert replayed.editor_seed == full[1].editor_seed
+    assert [s.editor_seed for s in replayed.steps] == [s.editor_seed for s in full[1].steps]
 
 
 def test_writing_an_episode_twice_raises(tmp_path):
@@ -211,17 +217,22 @@ def test_writing_an_episode_twice_raises(tmp_path):
 
 
 def test_a_corrupt_line_in_the_middle_is_an_error_naming_it(tmp_path):
-    (tmp_path / EPISODES_FILE).write_text('{"agent": "a", "task_id": "t", "group_index": 0, "member_index": 0}\n'
-                                          'not json\n{"agent": "a", "task_id": "t", "group_index": 0, '
-                                          '"member_index": 1}\n')
-    with pytest.raises(RolloutError, match=r"episodes.jsonl:2 is not an episode record"):
+    (tmp_path / EPISODES_FILE).write_text('{"agent": "a", "task_id": "t", "group_index": 0, "member_index": 0, '
+                                          '"steps": []}\nnot json\n{"agent": "a", "task_id": "t", "group_index": 0, '
+                                          '"member_index": 1, "steps": []}\n')
+    with pytest.raises(RolloutError, match=r"episodes.jsonl:2: not JSON .*; fix or delete that line to resume"):
+        EpisodeStore(tmp_path)
+    # a line that is JSON but not a record: the error names the file, the line and the key
+    (tmp_path / EPISODES_FILE).write_text('{"agent": "a", "task_id": "t", "group_index": "zero", "member_index": 0, '
+                                          '"steps": []}\n')
+    with pytest.raises(RolloutError, match=r"episodes.jsonl:1: key 'group_index' = 'zero' \(type str\) must be an int"):
         EpisodeStore(tmp_path)
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"group_size": 0}, "group_size=0 (type int) must be a positive int"),
     ({"groups_per_batch": 1.5}, "groups_per_batch=1.5 (type float) must be a positive int"),
-    ({"seed": -1}, "seed=-1 (type int) must be a non-negative int"),
+    ({"seed": -1}, "seed=-1 (type int) must be an int >= 0"),
     ({"images": "gif"}, "images='gif' (type str) is not one of: 'steps', 'strip', 'both', 'none'"),
 ])
 def test_config_errors(kwargs, message):
@@ -260,7 +271,7 @@ def test_run_agents_keys_episodes_by_agent_and_slug_is_file_safe(tmp_path):
                      plan_groups(venv.tasks, config, [0, 1]), config, store)
     assert {name: len(records) for name, records in out.items()} == {"a": 4, "vlm:/models/x y": 4}
     assert len(store) == 8
-    strip = next(r for r in store.records() if r["agent"] == "vlm:/models/x y")["images"]["strip"]
+    strip = next(r for r in store.records() if r.agent == "vlm:/models/x y").images["strip"]
     assert strip.startswith(f"strips/{slug('vlm:/models/x y')}/") and "/models" not in strip[7:]
     assert slug("oracle") == "oracle" and slug("a/b") != slug("a_b")
 
@@ -330,12 +341,12 @@ def _play(run_dir, agent_spec):
     config = RolloutConfig(group_size=2, groups_per_batch=2, groups_per_task=2, seed=3, progress=False, images="none")
     with EpisodeStore(run_dir) as store:
         RolloutEngine(venv, make_agent(agent_spec, seed=7), config, store).run(plan_groups(venv.tasks, config))
-        return {episode_key(r): r for r in store.records()}
+        return {r.key: r for r in store.records()}
 
 
 def _played(record):
-    return ([(s["action"], s["editor_seed"], s["reward"]) for s in record["steps"]], record["final_reward"],
-            record["editor_seed"])
+    return ([(s.action, s.editor_seed, s.reward) for s in record.steps], record.final_reward,
+            record.editor_seed)
 
 
 @pytest.mark.parametrize("agent_spec", ["random", "oracle", "one-shot"])
