@@ -7,7 +7,7 @@
 set -euo pipefail
 OUT=${1:-runs/learning}
 export TRL_EXPERIMENTAL_SILENCE=1
-python -m mira_env.train.learning --out "$OUT" --threads 1 --difficulty 1 --resolution 56 --budget 3 \
+python experiments/learning.py --out "$OUT" --threads 1 --difficulty 1 --resolution 56 --budget 3 \
     --noise 0.25 --noise_kinds ignore --sft_tasks 2000 --sft_steps 750 --sft_minutes 22 --sft_batch 8 --sft_lr 3e-3 \
     --curve_every 150 --curve_tasks 24 --grpo_tasks 64 --grpo_steps 20 --group 8 --grpo_batch 16 --grpo_lr 3e-4 \
     --beta 0.0 --success_bonus 1.0 --credits episode,turn --monitor_every 10 --eval_tasks 100 \

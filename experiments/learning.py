@@ -13,15 +13,17 @@ Thin glue over the public pieces, top to bottom:
 5. every stage (and the scripted oracle, replanning and open loop) plays the SAME held-out test-split tasks with the
    SAME editor seeds through the rollout engine (:func:`mira_env.train.monitor.play_episodes`); paired McNemar tests.
 
-    python -m mira_env.train.learning --out runs/learning            # the full run (scripts/learning_result.sh)
-    python -m mira_env.train.learning --out /tmp/l --smoke           # minutes-long plumbing check
+    python experiments/learning.py --out runs/learning            # the full run (scripts/learning_result.sh)
+    python experiments/learning.py --out /tmp/l --smoke           # minutes-long plumbing check
+
+This file is an experiment of the repository, not part of the installed package: everything it calls is public
+(``mira_env.*``), so a user can copy it as the template of their own learning study.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 import time
@@ -92,15 +94,11 @@ class LearningConfig:
         return {kind.strip(): float(self.noise) for kind in self.noise_kinds.split(",") if kind.strip()}
 
 
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+def wilson(successes: int, n: int) -> list[float]:
+    """Wilson 95% interval of ``successes`` in ``n`` (``[0, 1]`` without trials)."""
+    from mira_env.agents.intervals import wilson_interval
+
+    return wilson_interval(successes, n) or [0.0, 1.0]
 
 
 def build_small_vlm(path: Path, hidden: int, layers: int, seed: int) -> Path:
@@ -214,16 +212,10 @@ def with_tokenizer(path: Path, tokenizer) -> Path:
 
 
 def mcnemar(first: Sequence[bool], second: Sequence[bool]) -> dict:
-    """Exact McNemar test of paired successes (two-sided binomial test on the discordant pairs)."""
-    from scipy.stats import binomtest
+    """Exact McNemar test of paired successes (:func:`mira_env.agents.intervals.mcnemar_test`)."""
+    from mira_env.agents.intervals import mcnemar_test
 
-    if len(first) != len(second):
-        raise ConfigError(f"paired results differ in length: {len(first)} vs {len(second)}")
-    only_second = sum(1 for a, b in zip(first, second) if b and not a)
-    only_first = sum(1 for a, b in zip(first, second) if a and not b)
-    n = only_first + only_second
-    p = 1.0 if n == 0 else float(binomtest(only_second, n, 0.5).pvalue)
-    return {"second_only": only_second, "first_only": only_first, "p_value": p}
+    return mcnemar_test(first, second)
 
 
 def summarize(name: str, records: Sequence[dict], stats: Any = None) -> dict:
