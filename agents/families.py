@@ -69,14 +69,6 @@ class ImageSettings:
     image_mean: tuple[float, float, float]
     image_std: tuple[float, float, float]
 
-    def tokens_for(self, height: int, width: int) -> int:
-        """Image tokens (after merging) of a ``height`` x ``width`` image, as ``smart_resize`` sizes it."""
-        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
-
-        factor = self.patch_size * self.merge_size
-        h, w = smart_resize(height, width, factor=factor, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
-        return (h // self.patch_size) * (w // self.patch_size) // (self.merge_size ** 2)
-
 
 @dataclass(frozen=True)
 class PolicyFamily:

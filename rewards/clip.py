@@ -127,12 +127,6 @@ def load_clip(model_name: str, pretrained: str | None, device: str | None = "aut
         return clip
 
 
-def clear_clip_cache() -> None:
-    """Forget every cached CLIP model (frees their memory once nothing else holds them)."""
-    with _LOCK:
-        _CACHE.clear()
-
-
 class _ClipTerm(RewardTerm):
     value_range = (-1.0, 1.0)
 

@@ -43,12 +43,3 @@ class PixelDistance(RewardTerm):
     def _score(self, items: Sequence[RewardInput]) -> list[float]:
         return [self.distance(item.edited, item.source) for item in items]
 
-
-def L1Distance(name: str = "l1") -> PixelDistance:  # noqa: N802 - reads like a class
-    """Mean absolute pixel difference in ``[0, 1]`` (0 = identical)."""
-    return PixelDistance(1, name)
-
-
-def L2Distance(name: str = "l2") -> PixelDistance:  # noqa: N802
-    """Mean squared pixel difference in ``[0, 1]`` (0 = identical)."""
-    return PixelDistance(2, name)

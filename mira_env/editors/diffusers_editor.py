@@ -183,7 +183,6 @@ class DiffusersEditor:
             self._check_overrides()
         self.pipeline: Any = None
         self.device: str | None = None
-        self.pipeline_calls = 0
         self.info = self._make_info()
         if not self.config.lazy:
             self.load()
@@ -327,7 +326,6 @@ class DiffusersEditor:
         inputs = [image if image.size == size else image.resize(size, Image.Resampling.BICUBIC) for image in images]
         kwargs["image"] = inputs
         with self._area_cap(size[0] * size[1]):
-            self.pipeline_calls += 1
             output = self.pipeline(**kwargs)
         results = list(output.images)
         if len(results) != len(images):

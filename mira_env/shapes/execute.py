@@ -125,11 +125,3 @@ def apply_op(op: Op, scene: Scene) -> Scene:
     target = resolve(op.ref, scene) if op.ref is not None else None
     return apply_to(op, scene, target)[0]
 
-
-def run_program(scene: Scene, ops: list[Op]) -> list[Scene]:
-    """The scenes after each of ``ops`` applied in order (raises on the first failure)."""
-    scenes = []
-    for op in ops:
-        scene = apply_op(op, scene)
-        scenes.append(scene)
-    return scenes

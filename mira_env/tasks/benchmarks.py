@@ -69,17 +69,6 @@ def parquet_files(path: str | os.PathLike, split: str | None, *, quiet: bool = F
     return files
 
 
-def read_parquet_rows(path: str | os.PathLike, split: str | None) -> list[tuple[str, dict]]:
-    """``(where, row)`` for every row of the split's parquet files (pyarrow; images as ``{bytes, path}``)."""
-    import pyarrow.parquet as pq
-
-    rows = []
-    for file in parquet_files(path, split):
-        for index, row in enumerate(pq.read_table(file).to_pylist()):
-            rows.append((f"{file.name}[{index}]", row))
-    return rows
-
-
 @functools.lru_cache(maxsize=4)
 def row_group_column(file: str, group: int, column: str) -> list:
     """One column of one row group of a parquet file, as Python values (the last few are cached)."""
@@ -90,7 +79,7 @@ def row_group_column(file: str, group: int, column: str) -> list:
 
 def read_parquet_rows_lazily(path: str | os.PathLike, split: str | None, image_columns: Sequence[str]
                              ) -> list[tuple[str, dict]]:
-    """Like :func:`read_parquet_rows`, but the ``image_columns`` are NOT read: each cell is a loader that
+    """``(where, row)`` for every row of the split's parquet files; the ``image_columns`` are NOT read: each cell is a loader that
     reads its row group's column when called (the last few are cached), so a large split (MagicBrush
     train is about 10 GB of images) is never held in memory."""
     import pyarrow.parquet as pq

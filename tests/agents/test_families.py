@@ -37,7 +37,12 @@ def test_replicas_ship_the_real_template_and_processor_settings(replica):
     assert tuple(image.image_std) == pytest.approx(settings.image_std)
     assert IMAGE_SETTINGS[kind]["min_pixels"] == settings.min_pixels
     # as on the real models: a 64x64 image is 4 tokens on Qwen2.5-VL (56x56 minimum), 64 on Qwen3-VL (256x256)
-    assert settings.tokens_for(64, 64) == {"qwen2_5_vl": 4, "qwen3_vl": 64}[kind]
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+    factor = settings.patch_size * settings.merge_size
+    h, w = smart_resize(64, 64, factor=factor, min_pixels=settings.min_pixels, max_pixels=settings.max_pixels)
+    assert (h // settings.patch_size) * (w // settings.patch_size) // settings.merge_size ** 2 == {
+        "qwen2_5_vl": 4, "qwen3_vl": 64}[kind]
 
 
 def test_the_upstream_template_is_replaced_logged_and_passes_trl(replica, caplog):

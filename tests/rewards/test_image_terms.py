@@ -7,14 +7,14 @@ import pytest
 from mira_env.rewards.clip import ClipDirectional, ClipImage, ClipTextImage, load_clip
 from mira_env.rewards.errors import RewardConfigError
 from mira_env.rewards.lpips_term import LpipsDistance
-from mira_env.rewards.pixel import L1Distance, L2Distance, PixelDistance
+from mira_env.rewards.pixel import PixelDistance
 from tests.rewards.conftest import make_item
 
 
 def test_pixel_identical_is_zero_and_ordered(images):
     source, near, far = images
     items = [make_item(source, source), make_item(source, near), make_item(source, far)]
-    for term in (L1Distance(), L2Distance()):
+    for term in (PixelDistance(1), PixelDistance(2)):
         values = term.score(items)
         assert values[0] == 0.0
         assert 0.0 < values[1] < values[2] <= 1.0
@@ -27,7 +27,7 @@ def test_pixel_resizes_edited_to_source():
     ramp = np.linspace(0, 255, 48, dtype=np.float32)
     source = Image.fromarray(np.stack([np.add.outer(ramp, ramp) / 2] * 3, -1).astype(np.uint8))
     inverted = Image.fromarray(255 - np.asarray(source))
-    values = L1Distance().score([make_item(source, source.resize((96, 96))), make_item(source, inverted.resize((96, 96)))])
+    values = PixelDistance(1).score([make_item(source, source.resize((96, 96))), make_item(source, inverted.resize((96, 96)))])
     assert values[0] < 0.01 < 0.3 < values[1]
 
 

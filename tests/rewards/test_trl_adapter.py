@@ -10,7 +10,7 @@ import pytest
 from mira_env import IdentityEditor
 from mira_env.rewards import CompositeReward
 from mira_env.rewards.errors import RewardConfigError
-from mira_env.rewards.pixel import L1Distance
+from mira_env.rewards.pixel import PixelDistance
 from mira_env.rewards.rules import FormatReward, StepCost
 from mira_env.rewards.trl_adapter import TRLRewardFunction
 from tests.rewards.conftest import noise_image
@@ -27,7 +27,7 @@ class InvertEditor(IdentityEditor):
 
 
 def _reward():
-    return CompositeReward([FormatReward(), L1Distance(), StepCost(max_steps=3)], [1.0, 0.0, -0.1])
+    return CompositeReward([FormatReward(), PixelDistance(1), StepCost(max_steps=3)], [1.0, 0.0, -0.1])
 
 
 def test_adapter_reads_columns_and_edits_in_one_call():
