@@ -18,15 +18,23 @@ wherever an editor spec does: ``EditEnv(editor=...)``, ``mira run`` / ``mira eva
 - Images travel as ``image_encoding="raw"`` RGB bytes by default (lossless and ~10 ms per 1024^2 image; PNG
   costs ~0.1-0.5 s of CPU per 1024^2 photo on each side, but is 5-100x smaller: use ``"png"`` over slow links).
   Chunks are also kept under the server's ``max_request_bytes``.
+- ``body_format="auto"`` (default) sends the binary body (:mod:`mira_env.serve.frames`: a JSON header and the
+  images' bytes, no base64) to servers whose ``/info`` lists it (API >= 1.2), JSON to older ones.
+- Every request carries a ``request_id`` (``<client id>-<n>``; a retry of a request keeps its id) that the
+  server echoes and counts; ``request_log`` keeps ``(request_id, items, answered)`` of the recent requests,
+  so a test or an operator can check that every request got exactly one answer.
 - The auth token comes from ``token`` or the environment variable ``token_env`` (``MIRA_EDITOR_TOKEN``)
   and is never shown in errors, logs or ``repr``.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
+import uuid
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
@@ -36,6 +44,9 @@ from mira_env.editors.base import EditorInfo, check_batch
 from mira_env.errors import ConfigError, EditorError, describe
 
 DEFAULT_TOKEN_ENV = "MIRA_EDITOR_TOKEN"
+BODY_FORMAT_CHOICES = ("auto", "binary", "json")
+#: requests a ``RemoteEditor`` remembers in ``request_log``
+REQUEST_LOG_SIZE = 100_000
 
 
 def parse_urls(url: str | Sequence[str]) -> list[str]:
@@ -66,13 +77,14 @@ class RemoteEditor:
         deadline_s: bound on one chunk's request with its retries (default from the other settings).
         strict: raise on any failed item instead of returning per-item errors.
         image_encoding: ``"raw"`` (default) or ``"png"`` (see the module docstring).
+        body_format: ``"auto"`` (default), ``"binary"`` or ``"json"`` (see the module docstring).
     """
 
     def __init__(self, url: str | Sequence[str], *, timeout_s: float = 600.0, max_retries: int = 3,
                  concurrency: int = 4, chunk_size: int | None = None, token: str | None = None,
                  token_env: str | None = DEFAULT_TOKEN_ENV, settings: dict | None = None, backoff_s: float = 0.5,
                  max_backoff_s: float = 10.0, deadline_s: float | None = None, strict: bool = False,
-                 info_timeout_s: float = 30.0, image_encoding: str = "raw") -> None:
+                 info_timeout_s: float = 30.0, image_encoding: str = "raw", body_format: str = "auto") -> None:
         from mira_env.editors.state import IMAGE_ENCODINGS
         from mira_env.http import HTTPClient
         from mira_env.serve.protocol import minor
@@ -88,6 +100,9 @@ class RemoteEditor:
         if image_encoding not in IMAGE_ENCODINGS:
             raise ConfigError(f"RemoteEditor image_encoding={describe(image_encoding)} is not one of "
                               f"{list(IMAGE_ENCODINGS)}")
+        if body_format not in BODY_FORMAT_CHOICES:
+            raise ConfigError(f"RemoteEditor body_format={describe(body_format)} is not one of "
+                              f"{list(BODY_FORMAT_CHOICES)}")
         if token is None and token_env:
             token = os.environ.get(token_env) or None
         self.concurrency, self.strict = concurrency, bool(strict)
@@ -100,8 +115,13 @@ class RemoteEditor:
         server_max = int(limits.get("max_items") or 64)
         self.chunk_size = min(chunk_size or server_max, server_max)
         self.max_request_bytes = int(limits.get("max_request_bytes") or 256 * 1024 * 1024)
-        # a server older than API 1.1 knows PNG only
+        # a server older than API 1.1 knows PNG only; before 1.2, JSON bodies only
         self.image_encoding = image_encoding if minor(self.server_info.get("api_version", "1.0")) >= 1 else "png"
+        formats = self.server_info.get("body_formats") or ["json"]
+        if body_format == "binary" and "binary" not in formats:
+            raise ConfigError(f"RemoteEditor body_format='binary': {self.urls[0]} reads only {formats} bodies (API "
+                              f"{self.server_info.get('api_version')}); use body_format='auto' or upgrade the server")
+        self.body_format = "binary" if body_format in ("auto", "binary") and "binary" in formats else "json"
         editor = self.server_info.get("editor") or {}
         resolution = editor.get("resolution")
         self.info = EditorInfo(name=f"remote:{editor.get('name', 'editor')}",
@@ -115,6 +135,10 @@ class RemoteEditor:
         self.requests = 0  # chunk requests that got an answer
         self.failovers = 0  # chunks moved to another URL after one failed for good
         self.failed_items = 0
+        self.client_id = f"{os.getpid():x}-{uuid.uuid4().hex[:8]}"
+        self._sequence = itertools.count()
+        #: ``{"request_id", "items", "answered"}`` of the most recent requests (one entry per chunk sent)
+        self.request_log: deque[dict] = deque(maxlen=REQUEST_LOG_SIZE)
 
     # ------------------------------------------------------------------ setup
     def _read_info(self, token: str | None, timeout_s: float) -> dict:
@@ -176,14 +200,27 @@ class RemoteEditor:
 
     def _send(self, position: int, images, instructions, seeds, settings) -> list[Image.Image | EditorError]:
         from mira_env.http import HTTPError
-        from mira_env.serve.protocol import EDIT_PATH, decode_results, encode_request
+        from mira_env.serve.frames import BINARY_CONTENT_TYPE, unpack
+        from mira_env.serve.protocol import EDIT_PATH, decode_results, encode_request, encode_request_binary
 
-        body = encode_request(images, instructions, seeds, settings, self.image_encoding)
+        request_id = f"{self.client_id}-{next(self._sequence)}"
+        entry = {"request_id": request_id, "items": len(images), "answered": False}
+        with self._lock:
+            self.request_log.append(entry)
+        binary = self.body_format == "binary"
+        if binary:
+            content = encode_request_binary(images, instructions, seeds, settings, self.image_encoding, request_id)
+        else:
+            body = encode_request(images, instructions, seeds, settings, self.image_encoding, request_id)
         last = ""
         order = [(position + k) % len(self.urls) for k in range(len(self.urls))]
         for attempt, index in enumerate(order):
             try:
-                answer = self._clients[index].post_json(EDIT_PATH, body)
+                if binary:
+                    response = self._clients[index].request("POST", EDIT_PATH, content=content,
+                                                            headers={"Content-Type": BINARY_CONTENT_TYPE})
+                else:
+                    answer = self._clients[index].post_json(EDIT_PATH, body)
             except HTTPError as exc:
                 last = f"{self.urls[index]}: {exc}"
                 if not exc.retryable:
@@ -194,9 +231,16 @@ class RemoteEditor:
                 continue
             with self._lock:
                 self.requests += 1
+                entry["answered"] = True
             try:
-                return decode_results(answer, len(images))
-            except EditorError as exc:
+                blobs = None
+                if binary:
+                    if response.headers.get("content-type", "").startswith(BINARY_CONTENT_TYPE):
+                        answer, blobs = unpack(response.content)
+                    else:
+                        answer = response.json()
+                return decode_results(answer, len(images), blobs)
+            except (EditorError, ValueError, HTTPError) as exc:
                 last = f"{self.urls[index]}: {exc}"
                 break
         error = EditorError(f"remote edit failed: {last}")
@@ -210,4 +254,4 @@ class RemoteEditor:
         return f"RemoteEditor({','.join(self.urls)!r}, editor={self.info.name!r})"
 
 
-__all__ = ["DEFAULT_TOKEN_ENV", "RemoteEditor", "parse_urls"]
+__all__ = ["BODY_FORMAT_CHOICES", "DEFAULT_TOKEN_ENV", "RemoteEditor", "parse_urls"]

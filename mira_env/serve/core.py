@@ -14,11 +14,12 @@ import inspect
 import json
 import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from typing import Any, Callable, Sequence
 
 from mira_env.editors.base import Editor
 from mira_env.errors import ConfigError, describe
+from mira_env.serve.frames import BINARY_CONTENT_TYPE, BODY_FORMATS, move_images_to_blobs, unpack
 from mira_env.serve.protocol import (
     API_VERSION,
     SERVICE_NAME,
@@ -27,7 +28,11 @@ from mira_env.serve.protocol import (
     RequestError,
     decode_request,
     encode_result,
+    request_id_of,
 )
+
+#: request ids whose answers an ``EditService`` remembers (the oldest are forgotten first)
+ANSWER_LOG_SIZE = 100_000
 
 
 def accepted_settings(editor: Editor) -> list[str] | str:
@@ -76,9 +81,14 @@ class EditService:
         self.batching = dict(batching or {})
         self.settings = accepted_settings(editor)
         self._lock = threading.Lock()  # editors are not thread-safe: one editor call at a time
+        self._log_lock = threading.Lock()
         self.calls = 0  # editor.edit calls
         self.items = 0  # items edited
         self.batch_sizes: list[int] = []
+        self.requests = 0  # /v1/edit requests answered (200)
+        # request id -> item count of each answer given for it (a retried request that reached the server twice
+        # shows two entries; a client checks "exactly one answer per request" against it)
+        self.answers: OrderedDict[str, list[int]] = OrderedDict()
 
     # ------------------------------------------------------------------ routes
     def info(self) -> dict:
@@ -90,28 +100,59 @@ class EditService:
                            "resolution": list(info.resolution) if info.resolution else None,
                            "deterministic": info.deterministic, "extras": _jsonable(info.extras),
                            "settings": self.settings},
-                "limits": self.limits.to_json(), "batching": self.batching, "auth": self.auth_token is not None}
+                "limits": self.limits.to_json(), "batching": self.batching, "auth": self.auth_token is not None,
+                "body_formats": list(BODY_FORMATS)}
 
     def check_auth(self, header: str | None) -> None:
         """:class:`RequestError` 401 unless ``header`` is ``Bearer <token>`` (when a token is set)."""
         check_bearer(header, self.auth_token, "RemoteEditor(..., token=...) or MIRA_EDITOR_TOKEN")
 
     def parse(self, raw: bytes, content_length: str | None = None) -> list[EditItem]:
-        """Decode one ``/v1/edit`` body; :class:`RequestError` for a bad or oversized request."""
+        """Decode one JSON ``/v1/edit`` body; :class:`RequestError` for a bad or oversized request."""
+        return self.parse_request(raw, content_length)[0]
+
+    def parse_request(self, raw: bytes, content_length: str | None = None,
+                      content_type: str | None = None) -> tuple[list[EditItem], str | None, str]:
+        """``(items, request_id, body_format)`` of one ``/v1/edit`` body, JSON or binary (by ``content_type``)."""
         limit = self.limits.max_request_bytes
         if content_length and content_length.isdigit() and int(content_length) > limit:
             raise RequestError(413, f"request body of {content_length} bytes is over max_request_bytes={limit}; "
                                     "send smaller batches or start the server with a larger --max_request_mb")
         if len(raw) > limit:
             raise RequestError(413, f"request body of {len(raw)} bytes is over max_request_bytes={limit}")
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise RequestError(400, f"the body is not JSON ({exc})") from None
-        items = decode_request(body, self.limits)
+        blobs = None
+        if (content_type or "").split(";", 1)[0].strip().lower() == BINARY_CONTENT_TYPE:
+            try:
+                body, blobs = unpack(raw)
+            except ValueError as exc:
+                raise RequestError(400, f"malformed binary body ({exc})") from None
+        else:
+            try:
+                body = json.loads(raw)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise RequestError(400, f"the body is not JSON ({exc})") from None
+        request_id = request_id_of(body)
+        items = decode_request(body, self.limits, blobs)
         if items and items[0].settings:
             self.check_settings(items[0].settings)
-        return items
+        return items, request_id, "json" if blobs is None else "binary"
+
+    def answer(self, results: list[dict], request_id: str | None, body_format: str,
+               elapsed_s: float | None = None) -> dict | bytes:
+        """The 200 answer to a request (binary when the request was), recorded under its ``request_id``."""
+        with self._log_lock:
+            self.requests += 1
+            if request_id is not None:
+                self.answers.setdefault(request_id, []).append(len(results))
+                self.answers.move_to_end(request_id)
+                while len(self.answers) > ANSWER_LOG_SIZE:
+                    self.answers.popitem(last=False)
+        body: dict[str, Any] = {"api_version": API_VERSION, "results": results}
+        if request_id is not None:
+            body["request_id"] = request_id
+        if elapsed_s is not None:
+            body["elapsed_s"] = elapsed_s
+        return move_images_to_blobs(body) if body_format == "binary" else body
 
     def check_settings(self, settings: dict) -> None:
         if self.settings == "any":
@@ -133,7 +174,7 @@ class EditService:
             chunk = [items[i] for i in indices]
             for index, output in zip(indices, self._edit_group(chunk)):
                 outputs[index] = output
-        return [encode_result(output, item.encoding) for output, item in zip(outputs, items)]
+        return [encode_result(output, item.encoding, item.body_format) for output, item in zip(outputs, items)]
 
     def _edit_group(self, chunk: list[EditItem]) -> list[Any]:
         images = [item.image for item in chunk]
@@ -155,8 +196,8 @@ class EditService:
         return list(outputs)
 
     def handle(self, method: str, path: str, headers: dict[str, str], raw: bytes,
-               run: Callable[[list[EditItem]], list[dict]] | None = None) -> tuple[int, dict]:
-        """Route one HTTP request for a synchronous server: ``(status, json body)``."""
+               run: Callable[[list[EditItem]], list[dict]] | None = None) -> tuple[int, dict | bytes]:
+        """Route one HTTP request for a synchronous server: ``(status, JSON body or binary body bytes)``."""
         try:
             if path == "/healthz":
                 return 200, {"status": "ok"}
@@ -164,11 +205,11 @@ class EditService:
             if path == "/info" and method == "GET":
                 return 200, self.info()
             if path == "/v1/edit" and method == "POST":
-                items = self.parse(raw, headers.get("content-length"))
+                items, request_id, body_format = self.parse_request(raw, headers.get("content-length"),
+                                                                    headers.get("content-type"))
                 start = time.perf_counter()
                 results = (run or self.run_batch)(items)
-                return 200, {"api_version": API_VERSION, "results": results,
-                             "elapsed_s": time.perf_counter() - start}
+                return 200, self.answer(results, request_id, body_format, time.perf_counter() - start)
             return 404, {"error": f"no route {method} {path}; routes: GET /healthz, GET /info, POST /v1/edit"}
         except RequestError as exc:
             return exc.status, {"error": str(exc)}

@@ -8,15 +8,17 @@ API version :data:`API_VERSION` (``"MAJOR.MINOR"``): a client talks to any serve
 
 ``GET /info`` -> ::
 
-    {"api_version": "1.1", "service": "mira-editor", "mira_env_version": "0.1.0",
+    {"api_version": "1.2", "service": "mira-editor", "mira_env_version": "0.1.0",
      "editor": {"name": "shapes", "max_batch": 1000000, "resolution": null, "deterministic": true,
                 "extras": {...}, "settings": ["num_inference_steps", ...] | "any" | []},
      "limits": {"max_items": 64, "max_pixels": 4194304, "max_request_bytes": 268435456},
-     "batching": {"max_batch": 8, "batch_wait_ms": 10.0}, "auth": true}
+     "batching": {"max_batch": 8, "batch_wait_ms": 10.0}, "auth": true,
+     "body_formats": ["json", "binary"]}                # (1.2) the request bodies it reads
 
 ``POST /v1/edit`` with ::
 
-    {"api_version": "1.1",
+    {"api_version": "1.2",
+     "request_id": "3f2a9c-17",                         # optional (1.2): echoed in the answer, counted by the server
      "items": [{"image": {"png_base64": "...", "state": <editor state or null>},
                 "instruction": "make the circle red", "seed": 123}, ...],
      "settings": {"num_inference_steps": 28},          # optional, per call
@@ -24,13 +26,17 @@ API version :data:`API_VERSION` (``"MAJOR.MINOR"``): a client talks to any serve
 
 answers 200 with one result per item, in order::
 
-    {"api_version": "1.1",
+    {"api_version": "1.2", "request_id": "3f2a9c-17",
      "results": [{"ok": true, "image": {"png_base64": "...", "state": ...}, "status": {...} | null},
                  {"ok": false, "error": "EditorError: ..."}]}
 
 ``image_encoding`` (since 1.1) says how the answer's images are encoded: ``"png"`` or ``"raw"`` (RGB bytes as
 ``{"raw_base64", "width", "height", "state"}``: 4 MB per 1024^2 image but no PNG CPU cost, which is ~0.1-0.5 s
 per 1024^2 photo); request images may use either, whatever the field says.
+
+The binary body (since 1.2, content type ``application/x-mira-frames``, :mod:`mira_env.serve.frames`) carries
+the same document as a small JSON header followed by the images' bytes (no base64, no image text to parse);
+a binary request gets a binary answer. The JSON body stays accepted.
 
 A whole request that is malformed answers 400, a bad token 401, one over the bounds 413, a server that
 is not ready 503; the body is ``{"error": "<what is wrong and how to fix it>"}``. Images travel as RGB
@@ -52,7 +58,7 @@ from mira_env.editors.base import EDIT_STATUS_KEY, edit_status
 from mira_env.editors.state import IMAGE_ENCODINGS, from_payload, to_payload
 from mira_env.errors import EditorError, MiraError, describe
 
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 HEALTH_PATH = "/healthz"
 INFO_PATH = "/info"
 EDIT_PATH = "/v1/edit"
@@ -117,6 +123,7 @@ class EditItem:
     seed: int
     settings: dict = field(default_factory=dict)
     encoding: str = "png"  # how its result image is encoded
+    body_format: str = "json"  # the answer's body: "json" or "binary" (as the request's)
 
     @property
     def group(self) -> tuple:
@@ -126,20 +133,45 @@ class EditItem:
 
 # ---------------------------------------------------------------------- client side
 def encode_request(images: Sequence[Image.Image], instructions: Sequence[str], seeds: Sequence[int],
-                   settings: Mapping[str, Any] | None = None, encoding: str = "png") -> dict:
+                   settings: Mapping[str, Any] | None = None, encoding: str = "png",
+                   request_id: str | None = None) -> dict:
     body: dict[str, Any] = {"api_version": API_VERSION,
                             "items": [{"image": to_payload(image, encoding), "instruction": text, "seed": int(seed)}
                                       for image, text, seed in zip(images, instructions, seeds)]}
     if encoding != "png":
         body["image_encoding"] = encoding
+    if request_id is not None:
+        body["request_id"] = str(request_id)
     if settings:
         settings_key(settings)
         body["settings"] = dict(settings)
     return body
 
 
-def decode_results(body: Any, count: int) -> list[Image.Image | EditorError]:
-    """The images (or per-item :class:`EditorError`) of an ``/v1/edit`` answer for ``count`` items."""
+def encode_request_binary(images: Sequence[Image.Image], instructions: Sequence[str], seeds: Sequence[int],
+                          settings: Mapping[str, Any] | None = None, encoding: str = "raw",
+                          request_id: str | None = None) -> bytes:
+    """The binary body (:mod:`mira_env.serve.frames`) of the request :func:`encode_request` describes."""
+    from mira_env.serve.frames import image_blob, pack
+
+    body: dict[str, Any] = {"api_version": API_VERSION, "image_encoding": encoding, "items": []}
+    blobs = []
+    for image, text, seed in zip(images, instructions, seeds):
+        meta, data = image_blob(image, encoding)
+        meta["blob"] = len(blobs)
+        blobs.append(data)
+        body["items"].append({"image": meta, "instruction": text, "seed": int(seed)})
+    if request_id is not None:
+        body["request_id"] = str(request_id)
+    if settings:
+        settings_key(settings)
+        body["settings"] = dict(settings)
+    return pack(body, blobs)
+
+
+def decode_results(body: Any, count: int, blobs: Sequence[Any] | None = None) -> list[Image.Image | EditorError]:
+    """The images (or per-item :class:`EditorError`) of an ``/v1/edit`` answer for ``count`` items (``blobs``: the
+    answer was a binary body, :func:`mira_env.serve.frames.unpack`)."""
     results = body.get("results") if isinstance(body, Mapping) else None
     if not isinstance(results, list) or len(results) != count:
         got = len(results) if isinstance(results, list) else describe(body)
@@ -150,7 +182,7 @@ def decode_results(body: Any, count: int) -> list[Image.Image | EditorError]:
             out.append(EditorError(f"editor service result {index} is {describe(result)}, not an object"))
         elif result.get("ok"):
             try:
-                image = from_payload(result.get("image"))
+                image = from_payload(result.get("image")) if blobs is None else _blob_image(result.get("image"), blobs)
             except EditorError as exc:
                 out.append(EditorError(f"editor service result {index}: {exc}"))
                 continue
@@ -163,8 +195,25 @@ def decode_results(body: Any, count: int) -> list[Image.Image | EditorError]:
 
 
 # ---------------------------------------------------------------------- server side
-def decode_request(body: Any, limits: Limits) -> list[EditItem]:
-    """The items of a ``/v1/edit`` body; :class:`RequestError` (400 / 413) for a bad or oversized request."""
+def _blob_image(meta: Any, blobs: Sequence[Any], max_pixels: int | None = None) -> Image.Image:
+    from mira_env.serve.frames import blob_image
+
+    return blob_image(meta, blobs, max_pixels=max_pixels)
+
+
+def request_id_of(body: Any) -> str | None:
+    """The optional ``request_id`` of a request body; :class:`RequestError` 400 when it is not a short string."""
+    value = body.get("request_id") if isinstance(body, Mapping) else None
+    if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 200):
+        raise RequestError(400, f"request_id must be a string of 1-200 characters, got {describe(value)}")
+    return value
+
+
+def decode_request(body: Any, limits: Limits, blobs: Sequence[Any] | None = None) -> list[EditItem]:
+    """The items of a ``/v1/edit`` body; :class:`RequestError` (400 / 413) for a bad or oversized request.
+
+    ``blobs``: the body was binary (:func:`mira_env.serve.frames.unpack`); its images reference these blobs.
+    """
     if not isinstance(body, Mapping):
         raise RequestError(400, f"the body must be a JSON object with 'items', got {describe(body)}")
     version = body.get("api_version", API_VERSION)
@@ -192,21 +241,31 @@ def decode_request(body: Any, limits: Limits) -> list[EditItem]:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise RequestError(400, f"items[{index}].seed must be an int, got {describe(seed)}")
         try:
-            image = from_payload(item.get("image"), max_pixels=limits.max_pixels)
+            image = (from_payload(item.get("image"), max_pixels=limits.max_pixels) if blobs is None
+                     else _blob_image(item.get("image"), blobs, limits.max_pixels))
         except EditorError as exc:
             status = 413 if "over the limit" in str(exc) else 400
             raise RequestError(status, f"items[{index}].image: {exc}") from None
-        decoded.append(EditItem(image, text, seed, dict(settings), encoding))
+        decoded.append(EditItem(image, text, seed, dict(settings), encoding, "json" if blobs is None else "binary"))
     return decoded
 
 
-def encode_result(output: Image.Image | BaseException, encoding: str = "png") -> dict:
-    """One entry of ``results``: the edited image with state and status, or the error."""
+def encode_result(output: Image.Image | BaseException, encoding: str = "png", body_format: str = "json") -> dict:
+    """One entry of ``results``: the edited image with state and status, or the error.
+
+    ``body_format="binary"``: the image's bytes wait under ``image["_bytes"]`` for
+    :func:`mira_env.serve.frames.move_images_to_blobs`.
+    """
     if isinstance(output, BaseException):
         return {"ok": False, "error": f"{type(output).__name__}: {output}"}
     if not isinstance(output, Image.Image):
         return {"ok": False, "error": f"EditorError: editor output is {type(output).__name__}, not a PIL image"}
     try:
+        if body_format == "binary":
+            from mira_env.serve.frames import image_blob
+
+            meta, data = image_blob(output, encoding)
+            return {"ok": True, "image": {**meta, "_bytes": data}, "status": edit_status(output)}
         return {"ok": True, "image": to_payload(output, encoding), "status": edit_status(output)}
     except EditorError as exc:
         return {"ok": False, "error": f"EditorError: {exc}"}
@@ -214,4 +273,4 @@ def encode_result(output: Image.Image | BaseException, encoding: str = "png") ->
 
 __all__ = ["API_VERSION", "minor", "EDIT_PATH", "HEALTH_PATH", "INFO_PATH", "SERVICE_NAME", "EditItem", "Limits",
            "RequestError", "check_compatible", "decode_request", "decode_results", "encode_request",
-           "encode_result", "settings_key"]
+           "encode_request_binary", "encode_result", "request_id_of", "settings_key"]

@@ -31,7 +31,7 @@ def editor_app(config: ServeConfig, token: str | None = None) -> Any:
     try:
         from ray import serve
         from starlette.requests import Request
-        from starlette.responses import JSONResponse
+        from starlette.responses import JSONResponse, Response
     except ImportError:
         from mira_env.errors import ConfigError
 
@@ -60,7 +60,8 @@ def editor_app(config: ServeConfig, token: str | None = None) -> Any:
             return await asyncio.to_thread(self.service.run_batch, items)
 
         async def __call__(self, request: Request) -> JSONResponse:
-            from mira_env.serve.protocol import API_VERSION, EDIT_PATH, RequestError
+            from mira_env.serve.frames import BINARY_CONTENT_TYPE
+            from mira_env.serve.protocol import EDIT_PATH, RequestError
 
             path, method = strip_prefix(request.url.path, self.prefix), request.method
             headers = {key.lower(): value for key, value in request.headers.items()}
@@ -72,11 +73,15 @@ def editor_app(config: ServeConfig, token: str | None = None) -> Any:
                     if length and length.isdigit() and int(length) > limit:
                         raise RequestError(413, f"request body of {length} bytes is over max_request_bytes={limit};"
                                                 " send smaller batches")
-                    items = self.service.parse(await request.body(), length)
+                    items, request_id, body_format = self.service.parse_request(
+                        await request.body(), length, headers.get("content-type"))
                 except RequestError as exc:
                     return JSONResponse({"error": str(exc)}, status_code=exc.status)
                 results = await asyncio.gather(*(self.edit_item(item) for item in items))
-                return JSONResponse({"api_version": API_VERSION, "results": list(results)})
+                body = self.service.answer(list(results), request_id, body_format)
+                if isinstance(body, bytes):
+                    return Response(body, media_type=BINARY_CONTENT_TYPE)
+                return JSONResponse(body)
             status, body = self.service.handle(method, path, headers, b"")
             return JSONResponse(body, status_code=status)
 

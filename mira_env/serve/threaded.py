@@ -12,8 +12,10 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
-#: ``handle(method, path, headers (lower-case names), body) -> (status, JSON body)``
-Handler = Callable[[str, str, dict, bytes], "tuple[int, dict]"]
+from mira_env.serve.frames import BINARY_CONTENT_TYPE
+
+#: ``handle(method, path, headers (lower-case names), body) -> (status, JSON body | binary body bytes)``
+Handler = Callable[[str, str, dict, bytes], "tuple[int, dict | bytes]"]
 
 
 class ThreadedServer:
@@ -45,10 +47,11 @@ class ThreadedServer:
                     outer._connections.discard(self.connection)
                 super().finish()
 
-            def _answer(self, status: int, body: dict, close: bool = False) -> None:
-                data = json.dumps(body).encode("utf-8")
+            def _answer(self, status: int, body: dict | bytes, close: bool = False) -> None:
+                binary = isinstance(body, (bytes, bytearray))
+                data = bytes(body) if binary else json.dumps(body).encode("utf-8")
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", BINARY_CONTENT_TYPE if binary else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 if close:
                     self.send_header("Connection", "close")

@@ -143,7 +143,7 @@ def test_incompatible_or_missing_server():
     from mira_env.serve.threaded import ThreadedServer
 
     with ThreadedServer(lambda *a: (200, {"service": "mira-editor", "api_version": "2.0"})) as server:
-        with pytest.raises(EditorError, match="speaks editor API 2.0, this client speaks 1.1"):
+        with pytest.raises(EditorError, match="speaks editor API 2.0, this client speaks 1.2"):
             RemoteEditor(server.url)
     with ThreadedServer(lambda *a: (200, {"hello": "world"})) as server:
         with pytest.raises(EditorError, match="is not a mira editor service"):
@@ -215,3 +215,32 @@ def test_make_editor_import_path_specs():
         make_editor("tests.mira_env.serve_editors:Missing")
     with pytest.raises(ConfigError, match="must start with http:// or https://"):
         make_editor("remote:127.0.0.1:8100")
+
+
+@pytest.mark.parametrize("encoding", ["raw", "png"])
+def test_binary_and_json_bodies_give_the_same_edits_and_every_request_one_answer(shapes_service, encoding):
+    images, texts, seeds = shapes_batch(6)
+    expected = ShapesEditor().edit(images, texts, seeds)
+    binary = RemoteEditor(shapes_service.url, concurrency=3, image_encoding=encoding)
+    assert binary.body_format == "binary"  # negotiated from /info (API 1.2 lists it)
+    plain = RemoteEditor(shapes_service.url, concurrency=3, image_encoding=encoding, body_format="json")
+    for remote in (binary, plain):
+        outputs = remote.edit(images, texts, seeds)
+        assert all(same(a, b) for a, b in zip(outputs, expected))
+        log = list(remote.request_log)
+        assert len(log) == 3 and all(entry["answered"] for entry in log)
+        # the server counted exactly one answer per request id, with that request's item count
+        assert [shapes_service.service.answers[entry["request_id"]] for entry in log] == [[e["items"]] for e in log]
+
+
+def test_server_refuses_a_malformed_binary_body(shapes_service):
+    from mira_env.http import HTTPClient, HTTPError
+    from mira_env.serve.frames import BINARY_CONTENT_TYPE, pack
+
+    with HTTPClient(shapes_service.url, max_retries=0) as client:
+        for body, message in ((b"XXXX\x00\x00\x00\x02{}", "starts with b'MIRF'"),
+                              (pack({"items": []}, [b"abc"])[:-1], "blobs' sizes add up to 3 bytes"),
+                              (pack({"items": [{"image": {"blob": 1, "format": "raw"}, "instruction": "x",
+                                                "seed": 0}]}, [b""]), "not one of the body's 1 blobs")):
+            with pytest.raises(HTTPError, match=message):
+                client.request("POST", "/v1/edit", content=body, headers={"Content-Type": BINARY_CONTENT_TYPE})
