@@ -28,9 +28,7 @@ session that a kill interrupted before rebuilding it; a rerun with different set
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -40,12 +38,12 @@ from typing import Any, Protocol, Sequence
 from PIL import Image
 
 from mira_env.data.merge import ORDERS, merge, shuffled_order
+from mira_env.data.state import STATE_FILE, append_state, read_state, repair_records, session_key  # noqa: F401 - STATE_FILE: public path kept
 from mira_env.errors import ConfigError, TaskError, describe
-from mira_env.records import RECORDS_FILE, EditingRecord, TrajectoryStep, record_to_json, write_records
+from mira_env.records import EditingRecord, TrajectoryStep, record_to_json, write_records
 from mira_env.sessions import REFERENCE, Candidate, EditingSession
 from mira_env.validate import check_int, check_ints
 
-STATE_FILE = "build_state.jsonl"
 SETTINGS_FILE = "build_settings.json"
 SUMMARY_FILE = "build_summary.json"
 LEAK_POLICIES = ("drop", "error")
@@ -135,55 +133,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "x"
 
 
-def image_digest(image: Image.Image) -> str:
-    rgb = image.convert("RGB")
-    return hashlib.sha256(f"{rgb.size}".encode() + rgb.tobytes()).hexdigest()
-
-
-def session_key(source: Image.Image, instructions: Sequence[str]) -> str:
-    """The deduplication key: the source's pixels and the normalised instructions."""
-    payload = json.dumps([image_digest(source), [" ".join(t.lower().split()) for t in instructions]])
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def _read_state(out: Path) -> dict[str, dict]:
-    path = out / STATE_FILE
-    done: dict[str, dict] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-                done[row["session"]] = row
-            except (ValueError, KeyError, TypeError):
-                continue  # the torn last line of a killed build: that session is rebuilt
-    return done
-
-
-def _repair_records(out: Path, done: dict[str, dict]) -> None:
-    """Keep only well-formed record lines of finished sessions (a killed build leaves partial sessions)."""
-    path = out / RECORDS_FILE
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-            if row["metadata"]["session_id"] in done:
-                kept.append(line)
-        except (ValueError, KeyError, TypeError):
-            continue
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
-    os.replace(temporary, path)
-
-
-def _append_state(out: Path, row: dict) -> None:
-    with (out / STATE_FILE).open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
 def build_records(sessions: Sequence[EditingSession], config: BuildConfig, *, ranker: Ranker | None = None,
                   paraphraser: Any | None = None, leakage: Any | None = None,
                   settings: dict | None = None) -> BuildSummary:
@@ -209,8 +158,8 @@ def build_records(sessions: Sequence[EditingSession], config: BuildConfig, *, ra
                              "settings")
     else:
         settings_path.write_text(json.dumps(recorded, indent=2), encoding="utf-8")
-    done = _read_state(out)
-    _repair_records(out, done)
+    done = read_state(out)
+    repair_records(out, done)
     summary = BuildSummary(ranker=recorded["ranker"])
     dropped: Counter = Counter()
     candidates_dropped: Counter = Counter()
@@ -231,7 +180,7 @@ def build_records(sessions: Sequence[EditingSession], config: BuildConfig, *, ra
                 stats = _Stats()
                 row = _build_one(session, config, out, ranker, paraphraser, leakage, seen_keys, stats)
                 row.update(stats.to_json())
-                _append_state(out, row)
+                append_state(out, row)
             # the summary is made from the state rows, so a resumed build reports the whole build
             if row["status"] == "kept":
                 summary.sessions_kept += 1

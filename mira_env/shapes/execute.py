@@ -10,7 +10,7 @@ Every failure is an :class:`EditFailure` with a reason code, never a guess:
 from __future__ import annotations
 
 from mira_env.errors import EditorError
-from mira_env.shapes.grammar import SUPERLATIVES, Op, Ref
+from mira_env.shapes.ops import SUPERLATIVES, Op, Ref
 from mira_env.shapes.scene import CELL_NAMES, DIRECTIONS, GRID, SIZE_RANK, SIZES, Obj, Scene
 
 REASONS = ("parse_error", "no_match", "ambiguous", "blocked")

@@ -1,5 +1,6 @@
-"""The atomic-instruction grammar of the shapes world: parsing text into operations, and phrasing
-operations back into text.
+"""The atomic-instruction grammar of the shapes world: parsing text into operations (:class:`Op`, defined in
+:mod:`mira_env.shapes.ops`, with :class:`Ref` and :class:`ParseError`); :mod:`mira_env.shapes.phrasing` phrases
+them back into text (re-exported here: :func:`phrase`, :data:`PHRASINGS`, :func:`phrasing_key`).
 
 Operations: ``add``, ``remove``, ``recolor``, ``move`` (to a cell, or one step in a direction),
 ``resize`` (to a size, or bigger / smaller), ``replace`` (the shape), ``background``. Objects are
@@ -20,21 +21,12 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
-from mira_env.errors import EditorError
+from mira_env.shapes.ops import GENERIC_NOUNS, OPERATIONS, RELATIONS, SUPERLATIVES, Op, ParseError, Ref
+from mira_env.shapes.phrasing import PHRASINGS, article, describe_new, phrase, phrasing_key
 from mira_env.shapes.scene import BACKGROUNDS, CELL_NAMES, COLORS, DIRECTIONS, SHAPES, SIZES
 
-OPERATIONS = ("add", "remove", "recolor", "move", "resize", "replace", "background")
-RELATIONS = ("left of", "right of", "above", "below")
-#: superlative word -> (attribute, "min" | "max")
-SUPERLATIVES = {
-    "largest": ("size", "max"), "biggest": ("size", "max"), "smallest": ("size", "min"),
-    "leftmost": ("col", "min"), "rightmost": ("col", "max"), "topmost": ("row", "min"),
-    "highest": ("row", "min"), "uppermost": ("row", "min"), "bottommost": ("row", "max"),
-    "lowest": ("row", "max"),
-}
-GENERIC_NOUNS = ("shape", "object", "thing")
 _WORD_SYNONYMS = {"colour": "color", "grey": "gray", "centre": "center", "big": "large", "tiny": "small",
                   "little": "small", "violet": "purple", "recolour": "recolor", "upward": "up", "upwards": "up",
                   "downward": "down", "downwards": "down", "larger": "bigger"}
@@ -44,47 +36,6 @@ _CELL_ALIASES.update({
     "center left": (1, 0), "middle": (1, 1), "right middle": (1, 2), "center right": (1, 2),
     "lower left": (2, 0), "bottom middle": (2, 1), "lower right": (2, 2), "top": (0, 1), "bottom": (2, 1),
 })
-
-
-class ParseError(EditorError):
-    """An instruction is outside the grammar; the message names the part that could not be read."""
-
-
-class Ref(NamedTuple):
-    """A referring expression: attribute filters, optional location, relation and superlative."""
-
-    text: str
-    shape: str | None = None
-    color: str | None = None
-    size: str | None = None
-    cell: tuple[int, int] | None = None
-    superlative: str | None = None
-    relation: str | None = None
-    anchor: "Ref | None" = None
-
-
-class Op(NamedTuple):
-    """One atomic operation; unused fields are ``None``."""
-
-    kind: str
-    ref: Ref | None = None
-    shape: str | None = None
-    color: str | None = None
-    size: str | None = None        # a size name, or "bigger" / "smaller" for resize
-    cell: tuple[int, int] | None = None
-    direction: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able description (the referring expression as its text)."""
-        out: dict[str, Any] = {"op": self.kind}
-        if self.ref is not None:
-            out["target"] = self.ref.text
-        for name in ("shape", "color", "size", "direction"):
-            if getattr(self, name) is not None:
-                out[name] = getattr(self, name)
-        if self.cell is not None:
-            out["cell"] = CELL_NAMES[self.cell]
-        return out
 
 
 # ---------------------------------------------------------------------------------------- normalising
@@ -401,60 +352,6 @@ def parse_instruction(text: str) -> list[Op]:
     return result
 
 
-# ---------------------------------------------------------------------------------------- phrasing
-#: phrasing templates the task generator draws from (the parser accepts all of them)
-PHRASINGS: dict[str, tuple[str, ...]] = {
-    "add": ("add {desc} at the {cell}", "draw {desc} in the {cell}", "put {desc} in the {cell}",
-            "place {desc} at the {cell}", "insert {desc} in the {cell}"),
-    "remove": ("remove {ref}", "delete {ref}", "erase {ref}", "get rid of {ref}", "take away {ref}"),
-    "recolor": ("make {ref} {color}", "paint {ref} {color}", "turn {ref} {color}",
-                "change the color of {ref} to {color}", "recolor {ref} to {color}", "color {ref} {color}"),
-    "move": ("move {ref} to the {cell}", "relocate {ref} to the {cell}", "place {ref} at the {cell}",
-             "put {ref} in the {cell}"),
-    "shift": ("move {ref} one step {direction}", "shift {ref} one cell {direction}", "nudge {ref} {direction}",
-              "slide {ref} {direction}"),
-    "resize": ("make {ref} {size}", "resize {ref} to {size}", "change the size of {ref} to {size}",
-               "scale {ref} to {size}"),
-    "bigger": ("make {ref} bigger", "enlarge {ref}", "make {ref} larger"),
-    "smaller": ("make {ref} smaller", "shrink {ref}"),
-    "replace": ("replace {ref} with {article} {shape}", "turn {ref} into {article} {shape}",
-                "change {ref} into {article} {shape}", "swap {ref} for {article} {shape}"),
-    "background": ("make the background {color}", "change the background to {color}",
-                   "paint the background {color}", "set the background color to {color}"),
-}
-
-
-def article(word: str) -> str:
-    return "an" if word[:1] in "aeiou" else "a"
-
-
-def describe_new(shape: str, color: str, size: str) -> str:
-    """'a small red circle' / 'an orange star'."""
-    words = ([] if size == "medium" else [size]) + [color, shape]
-    return f"{article(words[0])} {' '.join(words)}"
-
-
-def phrasing_key(op: Op) -> str:
-    if op.kind == "move" and op.direction is not None:
-        return "shift"
-    if op.kind == "resize" and op.size in ("bigger", "smaller"):
-        return op.size
-    return op.kind
-
-
-def phrase(op: Op, ref_text: str | None = None, variant: int = 0) -> str:
-    """Text for ``op`` using phrasing number ``variant`` (mod the count) and ``ref_text`` for its object."""
-    templates = PHRASINGS[phrasing_key(op)]
-    template = templates[variant % len(templates)]
-    ref = ref_text if ref_text is not None else (op.ref.text if op.ref is not None else "")
-    fields = {"ref": ref, "color": op.color or "", "size": op.size or "", "shape": op.shape or "",
-              "article": article(op.shape or "x"), "direction": op.direction or "",
-              "cell": CELL_NAMES.get(op.cell, "") if op.cell else ""}
-    if op.kind == "add":
-        fields["desc"] = describe_new(op.shape, op.color, op.size)
-    return template.format(**fields)
-
-
-__all__ = ["DIRECTIONS", "OPERATIONS", "Op", "PHRASINGS", "ParseError", "RELATIONS", "Ref", "SUPERLATIVES",
-           "normalize", "parse_clause", "parse_clauses", "parse_instruction", "parse_ref", "phrase", "readings",
-           "split_clauses"]
+__all__ = ["DIRECTIONS", "GENERIC_NOUNS", "OPERATIONS", "Op", "PHRASINGS", "ParseError", "RELATIONS", "Ref",
+           "SUPERLATIVES", "article", "describe_new", "normalize", "parse_clause", "parse_clauses", "parse_instruction",
+           "parse_ref", "phrase", "phrasing_key", "readings", "split_clauses"]
