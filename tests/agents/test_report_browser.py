@@ -87,6 +87,23 @@ def test_run_report_is_self_contained_and_shows_every_step(tmp_path, images):
                 assert step.instruction in text
 
 
+def test_the_run_report_table_has_the_no_op_baseline_row_and_typed_or_dict_records_give_the_same_page(tmp_path):
+    from mira_env.agents.baselines import NoOpAgent
+
+    run, records = small_run(tmp_path)
+    venv = BatchedEditEnv(2, editor=StampEditor(), tasks=make_tasks(2), reward=LengthReward(), height=32, width=32)
+    config = RolloutConfig(group_size=1, groups_per_batch=2, progress=False, images="none")
+    baseline = RolloutEngine(venv, NoOpAgent(), config, name="no-op").run(plan_groups(venv.tasks, config))
+    text = write_run_report(run, records, baseline=baseline).read_text(encoding="utf-8")
+    table = text[text.index("<table>"): text.index("</table>")]
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>(\d+)</td>", table)
+    assert rows == [("counting", "4"), ("no-op", "2")]
+    assert 'id="no-op' not in text  # the baseline is a table row, not episode cards
+    as_dicts = write_run_report(run, [r.to_dict() for r in records], baseline=[r.to_dict() for r in baseline],
+                                path=tmp_path / "dicts.html").read_text(encoding="utf-8")
+    assert as_dicts == text
+
+
 def test_summary_rows_and_table(tmp_path):
     _, records = small_run(tmp_path)
     (row,) = summarize(records)

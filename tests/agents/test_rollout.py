@@ -362,3 +362,19 @@ def test_a_resumed_run_plays_exactly_the_episodes_of_an_uninterrupted_run(tmp_pa
     assert set(resumed) == set(whole)
     differing = [key for key in whole if _played(resumed[key]) != _played(whole[key])]
     assert differing == []
+
+
+def test_a_run_folder_of_the_previous_writer_resumes_and_mixes_versions(tmp_path):
+    """Lines without schema_version (version 1, written by mira run before the typed records) still resume."""
+    fixture = REPO / "tests" / "mira_env" / "fixtures" / "episodes_v1.jsonl"
+    (tmp_path / EPISODES_FILE).write_bytes(fixture.read_bytes())
+    venv = make_venv(1, reward=LengthReward())
+    config = RolloutConfig(group_size=1, progress=False, images="none")
+    with EpisodeStore(tmp_path) as store:
+        assert [r.agent for r in store.records()] == ["oracle", "one-shot", "no-op"]
+        assert store.done_members("oracle", "shapes-test-s0-00000", 0) == {0}
+        (new,) = RolloutEngine(venv, CountingAgent(jitter=False), config, store).run(plan_groups(venv.tasks, config, [0]))
+    lines = [json.loads(line) for line in (tmp_path / EPISODES_FILE).read_text().splitlines()]
+    assert ["schema_version" in line for line in lines] == [False, False, False, True]
+    with EpisodeStore(tmp_path) as store:
+        assert len(store) == 4 and store.records()[-1] == new

@@ -57,8 +57,16 @@ def test_every_stage_meets_the_same_editor_seeds(tmp_path):
     first, _ = play_episodes(None, None, env, [0, 1, 2], seed=5, run_dir=tmp_path / "a", agent=ScriptedOracleAgent())
     second, _ = play_episodes(None, None, env, [0, 1, 2], seed=5, run_dir=tmp_path / "b", agent=StopAgent(),
                               name="stop")
-    assert [r["editor_seed"] for r in first] == [r["editor_seed"] for r in second]
-    assert [r["task_index"] for r in first] == [0, 1, 2]
+    assert [r.editor_seed for r in first] == [r.editor_seed for r in second]
+    assert [r.task_index for r in first] == [0, 1, 2]
+    # the monitor's name is a thin wrapper over the agents layer's one play_episodes: the same episodes
+    from mira_env.agents.play import play_episodes as play
+    from mira_env.episodes import EpisodeRecord, load_episodes
+
+    again, folder = play(env, ScriptedOracleAgent(), [2, 0, 1], seed=5, run_dir=tmp_path / "c")
+    assert all(isinstance(r, EpisodeRecord) for r in again) and [r.task_index for r in again] == [2, 0, 1]
+    assert [(r.editor_seed, r.success) for r in again] == [(first[i].editor_seed, first[i].success) for i in (2, 0, 1)]
+    assert {r.key for r in load_episodes(folder)} == {r.key for r in again}
 
 
 def _point(step, reward, noop=0.1, edits=2.0, stop=0.0, success=0.3):
