@@ -39,6 +39,7 @@ from PIL import Image
 
 from mira_env.errors import TaskError, describe
 from mira_env.jsonl import iter_jsonl
+from mira_env.tasks.files import read_json
 from mira_env.tasks.images import load_image, normalize_image
 
 #: Name of the candidate made of the session's own turn images.
@@ -218,10 +219,7 @@ def read_sessions_jsonl(path: str | os.PathLike) -> list[EditingSession]:
         raise TaskError(f"session file {str(file)!r} does not exist")
     root = str(file.parent)
     if file.suffix == ".json":
-        data = json.loads(file.read_text(encoding="utf-8"))
-        if not isinstance(data, list):
-            raise TaskError(f"{file.name}: a .json session file must hold a list of MagicBrush turn rows, got "
-                            f"{describe(data)}")
+        data = read_json(file, list, "a list of MagicBrush turn rows (a .json session file)", where=file.name)
         rows = [(f"{file.name}[{i}]", row) for i, row in enumerate(data)]
     else:
         rows = [(where, row) for _, where, row in iter_jsonl(file)]

@@ -22,20 +22,18 @@ offline model comes from :func:`mira_env.tiny.reward_models.build_tiny_clip`.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from mira_env.reward_api import RewardInput
 
 from mira_env.rewards.base import RewardTerm, Scores
-from mira_env.rewards.devices import resolve_device
+from mira_env.rewards.devices import ModelCache, resolve_device
 from mira_env.rewards.errors import RewardConfigError, describe, missing_extra
 from mira_env.rewards.images import image_hash, rgb
 
 PRECISIONS = ("fp32", "fp16", "bf16")
-_CACHE: dict[tuple[str, str | None, str, str], "ClipModel"] = {}
-_LOCK = threading.Lock()
+_MODELS = ModelCache()
 
 
 @dataclass
@@ -113,18 +111,14 @@ def load_clip(model_name: str, pretrained: str | None, device: str | None = "aut
         raise missing_extra("open_clip_torch", "rewards", "the CLIP reward terms") from None
     device = resolve_device(device)
     key = (model_name, pretrained, device, precision)
-    with _LOCK:
-        cached = _CACHE.get(key)
-        if cached is not None:
-            return cached
+
+    def build() -> ClipModel:
         model, _, preprocess = open_clip.create_model_and_transforms(
             model_name, pretrained=pretrained, device=device, precision=precision)
-        model.eval()
-        tokenizer = open_clip.get_tokenizer(model_name)
-        clip = ClipModel(model=model, preprocess=preprocess, tokenizer=tokenizer, device=device, key=key,
-                         batch_size=batch_size)
-        _CACHE[key] = clip
-        return clip
+        return ClipModel(model=model.eval(), preprocess=preprocess, tokenizer=open_clip.get_tokenizer(model_name),
+                         device=device, key=key, batch_size=batch_size)
+
+    return _MODELS.get(key, build)
 
 
 class _ClipTerm(RewardTerm):

@@ -30,21 +30,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from pathlib import Path
 from typing import Any, Sequence
 
 from mira_env.reward_api import RewardInput
 
 from mira_env.rewards.base import RewardTerm
-from mira_env.rewards.devices import resolve_device
+from mira_env.rewards.devices import ModelCache, resolve_device, torch_home as weights_in
 from mira_env.rewards.errors import RewardConfigError, describe, missing_extra
 from mira_env.rewards.images import rgb
 
 #: registry term -> default pyiqa metric
 IQA_TERMS = {"arniqa": "arniqa", "topiq": "topiq_nr"}
-_LOCK = threading.Lock()
-_CACHE: dict[tuple, Any] = {}
+_MODELS = ModelCache()
 
 
 def import_pyiqa():
@@ -65,18 +63,14 @@ def weights_home(torch_home: str | None):
         return
     from pyiqa.utils import download_util
 
-    saved_env, saved_dir = os.environ.get("TORCH_HOME"), download_util.DEFAULT_CACHE_DIR
+    saved_dir = download_util.DEFAULT_CACHE_DIR
     home = str(Path(torch_home).resolve())
-    os.environ["TORCH_HOME"] = home
     download_util.DEFAULT_CACHE_DIR = os.path.join(home, "hub", "pyiqa")
     try:
-        yield
+        with weights_in(home):
+            yield
     finally:
         download_util.DEFAULT_CACHE_DIR = saved_dir
-        if saved_env is None:
-            os.environ.pop("TORCH_HOME", None)
-        else:
-            os.environ["TORCH_HOME"] = saved_env
 
 
 class PyiqaQuality(RewardTerm):
@@ -112,14 +106,14 @@ class PyiqaQuality(RewardTerm):
         if self.pretrained_model_path is not None:
             kwargs["pretrained_model_path"] = self.pretrained_model_path
         key = (self.metric, device, self.torch_home, repr(sorted(kwargs.items())))
-        with _LOCK:
-            if key not in _CACHE:
-                if self.metric not in pyiqa.list_models():
-                    raise RewardConfigError(f"metric={self.metric!r} is not a pyiqa metric; see pyiqa.list_models()")
-                with weights_home(self.torch_home):
-                    _CACHE[key] = pyiqa.create_metric(self.metric, as_loss=False, device=torch.device(device),
-                                                      **kwargs)
-            return _CACHE[key]
+
+        def build() -> Any:
+            if self.metric not in pyiqa.list_models():
+                raise RewardConfigError(f"metric={self.metric!r} is not a pyiqa metric; see pyiqa.list_models()")
+            with weights_home(self.torch_home):
+                return pyiqa.create_metric(self.metric, as_loss=False, device=torch.device(device), **kwargs)
+
+        return _MODELS.get(key, build)
 
     def _score(self, items: Sequence[RewardInput]) -> list[float]:
         import numpy as np

@@ -17,38 +17,18 @@ editor changed it), optionally downscaled so the longer side is at most ``max_si
 
 from __future__ import annotations
 
-import contextlib
-import os
-import threading
 from typing import Any, Sequence
 
 from mira_env.reward_api import RewardInput
 from mira_env.validate import check_int
 
 from mira_env.rewards.base import RewardTerm, Scores
-from mira_env.rewards.devices import resolve_device
+from mira_env.rewards.devices import ModelCache, resolve_device, torch_home as weights_in
 from mira_env.rewards.errors import RewardConfigError, describe, missing_extra
 from mira_env.rewards.images import match_size, rgb
 
 NETS = ("alex", "vgg", "squeeze")
-_CACHE: dict[tuple, Any] = {}
-_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _torch_home(path: str | None):
-    if path is None:
-        yield
-        return
-    old = os.environ.get("TORCH_HOME")
-    os.environ["TORCH_HOME"] = str(path)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("TORCH_HOME", None)
-        else:
-            os.environ["TORCH_HOME"] = old
+_MODELS = ModelCache()
 
 
 def load_lpips(net: str = "alex", device: str | None = "auto", random_backbone: bool = False,
@@ -62,22 +42,23 @@ def load_lpips(net: str = "alex", device: str | None = "auto", random_backbone: 
         raise missing_extra("lpips", "rewards", "the LPIPS reward term") from None
     device = resolve_device(device)
     key = (net, device, bool(random_backbone), None if torch_home is None else str(torch_home))
-    with _LOCK:
-        if key not in _CACHE:
-            import warnings
 
-            with _torch_home(torch_home), warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*(pretrained|weights).*", category=UserWarning)
-                try:
-                    model = lpips.LPIPS(net=net, pnet_rand=bool(random_backbone), verbose=False)
-                except Exception as exc:
-                    raise RewardConfigError(
-                        f"could not load the pretrained {net!r} LPIPS backbone ({type(exc).__name__}: {exc}); "
-                        "it comes from torchvision's hub cache ($TORCH_HOME/hub/checkpoints): fetch it once "
-                        "online or pass torch_home= a folder holding it. random_backbone=True is for offline "
-                        "plumbing tests only") from exc
-            _CACHE[key] = model.eval().to(device)
-        return _CACHE[key]
+    def build() -> Any:
+        import warnings
+
+        with weights_in(torch_home), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(pretrained|weights).*", category=UserWarning)
+            try:
+                model = lpips.LPIPS(net=net, pnet_rand=bool(random_backbone), verbose=False)
+            except Exception as exc:
+                raise RewardConfigError(
+                    f"could not load the pretrained {net!r} LPIPS backbone ({type(exc).__name__}: {exc}); "
+                    "it comes from torchvision's hub cache ($TORCH_HOME/hub/checkpoints): fetch it once "
+                    "online or pass torch_home= a folder holding it. random_backbone=True is for offline "
+                    "plumbing tests only") from exc
+        return model.eval().to(device)
+
+    return _MODELS.get(key, build)
 
 
 #: the smallest image side LPIPS scores (its backbones pool a 1x1 input away and fail)

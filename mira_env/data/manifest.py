@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mira_env.errors import TaskError, describe
+from mira_env.tasks.files import read_json
 from mira_env.tasks.task import Task, TaskList
 from mira_env.validate import check_int
 
@@ -49,7 +50,7 @@ def load_manifest(spec: str | os.PathLike | Mapping[str, Any] = DEFAULT_MANIFEST
         if not path.is_file():
             shipped = sorted(p.stem for p in MANIFEST_DIR.glob("*.json"))
             raise TaskError(f"manifest {str(spec)!r} is neither a file nor a shipped manifest; shipped: {shipped}")
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path, dict, "a manifest object {seed, sources}")
         where = str(path)
     if not isinstance(data.get("seed"), str) or not isinstance(data.get("sources"), list) or not data["sources"]:
         raise TaskError(f"{where}: a manifest needs a string 'seed' and a non-empty 'sources' list")

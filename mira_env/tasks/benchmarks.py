@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import io
-import json
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Any, Callable, Mapping, Sequence
 from PIL import Image
 
 from mira_env.errors import TaskError, describe
+from mira_env.tasks.files import read_json
 from mira_env.tasks.task import Task, TaskList
 
 MAGICBRUSH_MODES = ("multi_turn", "turns")
@@ -145,12 +145,7 @@ def _magicbrush_json_sessions(folder: Path):
     from mira_env.sessions import EditingSession, SessionStep
 
     path = folder / "edit_sessions.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise TaskError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(data, Mapping):
-        raise TaskError(f"{path}: expected an object {{img_id: [turns]}}, got {describe(data)}")
+    data = read_json(path, dict, "an object {img_id: [turns]}")
     sessions = []
     for img_id, turns in data.items():
         where = f"{path.name}[{img_id!r}]"
@@ -302,12 +297,7 @@ def load_imgedit(path: str | os.PathLike, image_root: str | os.PathLike | None =
     file = Path(path)
     if not file.is_file():
         raise TaskError(f"ImgEdit benchmark file {str(file)!r} does not exist")
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise TaskError(f"{file}: not valid JSON ({exc})") from exc
-    if not isinstance(data, Mapping):
-        raise TaskError(f"{file.name}: expected an object {{key: {{id, prompt}}}}, got {describe(data)}")
+    data = read_json(file, dict, "an object {key: {id, prompt}}", where=file.name)
     root = str(Path(image_root) if image_root is not None else file.parent)
     out = []
     for key, item in data.items():

@@ -7,36 +7,34 @@ left padding, generated greedily (``do_sample=False``) under ``torch.no_grad()``
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Sequence
 
 from mira_env.validate import check_int
 
-from mira_env.rewards.devices import resolve_device
+from mira_env.rewards.devices import ModelCache, resolve_device
 from mira_env.rewards.errors import RewardConfigError, describe, missing_extra
 from mira_env.rewards.judge.core import JudgeRequest, PromptedBackend
 
-_CACHE: dict[tuple, tuple[Any, Any]] = {}
-_LOCK = threading.Lock()
+_MODELS = ModelCache()
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 
 
 def load_vlm(model: str, device: str, dtype: str = "auto", trust_remote_code: bool = False):
     """``(processor, model)`` for ``model`` on ``device``, cached per process."""
     key = (str(model), device, dtype, trust_remote_code)
-    with _LOCK:
-        if key not in _CACHE:
-            try:
-                import torch
-                from transformers import AutoModelForImageTextToText, AutoProcessor
-            except ImportError:
-                raise missing_extra("transformers", "rewards", "the local VLM judge") from None
-            torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
-            processor = AutoProcessor.from_pretrained(model, trust_remote_code=trust_remote_code)
-            vlm = AutoModelForImageTextToText.from_pretrained(model, dtype=torch_dtype,
-                                                              trust_remote_code=trust_remote_code)
-            _CACHE[key] = (processor, vlm.to(device).eval())
-        return _CACHE[key]
+
+    def build() -> tuple[Any, Any]:
+        try:
+            import torch
+            from transformers import AutoModelForImageTextToText, AutoProcessor
+        except ImportError:
+            raise missing_extra("transformers", "rewards", "the local VLM judge") from None
+        torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+        processor = AutoProcessor.from_pretrained(model, trust_remote_code=trust_remote_code)
+        vlm = AutoModelForImageTextToText.from_pretrained(model, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+        return processor, vlm.to(device).eval()
+
+    return _MODELS.get(key, build)
 
 
 class TransformersJudge(PromptedBackend):
