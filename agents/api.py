@@ -154,7 +154,7 @@ class APIAgent:
         config: an :class:`APIAgentConfig`; any field may also be passed as a keyword.
 
     Attributes:
-        last_outputs: one :class:`~mira_env.agents.prompt.ParsedAction` per observation of the last call.
+        last_outputs: one :class:`~mira_env.actions.ParsedAction` per observation of the last call.
         requests_sent: HTTP requests sent so far (retries included).
     """
 

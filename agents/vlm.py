@@ -8,7 +8,7 @@ policy's folder records its conversation and edit budget (``mira_policy.json``);
 unless told otherwise. The processor gets the policy family's MIRA chat template
 (:func:`mira_env.agents.families.prepare_processor`). The batch is rendered with
 ``processor.apply_chat_template`` (left padding), runs ONE ``model.generate`` per batch of
-``batch_size`` observations and parses every answer with :func:`mira_env.agents.prompt.parse_action`.
+``batch_size`` observations and parses every answer with :func:`mira_env.actions.parse_action`.
 Malformed answers become ``""`` (``EditEnv`` counts them as invalid actions); the raw texts and parse
 results of the last call stay on ``last_outputs`` for logs and trajectories.
 
@@ -98,7 +98,7 @@ class VLMAgent:
             ``system_prompt``, ``max_instruction_length``, ``batch_size``, ``seed``).
 
     Attributes:
-        last_outputs: one :class:`~mira_env.agents.prompt.ParsedAction` (raw ``text`` included) per observation
+        last_outputs: one :class:`~mira_env.actions.ParsedAction` (raw ``text`` included) per observation
             of the last :meth:`act` call.
         generate_calls: how many ``generate`` calls this agent made.
     """

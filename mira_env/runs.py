@@ -168,7 +168,7 @@ _HELD: dict[Path, list] = {}
 class RunLock:
     """An exclusive, non-blocking lock on a run folder (``flock`` on ``<folder>/.lock``).
 
-    Re-entrant within one process (``mira run`` holds the folder and its :class:`EpisodeStore` takes it
+    Re-entrant within one process (``mira run`` holds the folder and its :class:`~mira_env.agents.store.EpisodeStore` takes it
     again); another process gets :class:`RunFolderError`.
     """
 

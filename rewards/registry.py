@@ -1,4 +1,4 @@
-"""Term registry and ``build_reward``: a :class:`RewardConfig` (or dict, or YAML path) -> CompositeReward.
+"""Term registry and ``build_reward``: a :class:`~mira_env.rewards.config.RewardConfig` (or dict, or YAML path) -> CompositeReward.
 
 Each registry entry is ``factory(spec, config, context) -> term``. ``spec.params`` become constructor
 keyword arguments; the shared settings (``config.clip``, ``config.lpips``, ``config.judge``,
@@ -232,7 +232,7 @@ def term_factory(name: str) -> Factory:
 
 
 def build_terms(config) -> list:
-    """The term objects of ``config`` (a :class:`RewardConfig`), in order."""
+    """The term objects of ``config`` (a :class:`~mira_env.rewards.config.RewardConfig`), in order."""
     context = BuildContext(config)
     terms = []
     for spec in config.terms:
@@ -244,7 +244,7 @@ def build_terms(config) -> list:
 
 
 def build_reward(config: Any) -> CompositeReward:
-    """A :class:`CompositeReward` from a :class:`RewardConfig`, a mapping, or a YAML file path."""
+    """A :class:`CompositeReward` from a :class:`~mira_env.rewards.config.RewardConfig`, a mapping, or a YAML file path."""
     from mira_env.rewards.config import RewardConfig
 
     if isinstance(config, (str, Path)):
