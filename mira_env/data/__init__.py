@@ -3,6 +3,7 @@
 - :mod:`mira_env.data.merge`: a session's turns -> one complex instruction, in order or shuffled;
 - :mod:`mira_env.data.paraphrase`: paraphrases through any OpenAI-compatible endpoint (cached, seeded);
 - :mod:`mira_env.data.build`: sessions -> records (ranking, deduplication, resume, summary);
+- :mod:`mira_env.data.state`: the build's resume state (finished sessions, session keys, records repair);
 - :mod:`mira_env.data.leakage`: training sessions checked against evaluation sets;
 - :mod:`mira_env.data.manifest`: the shipped evaluation manifests (``manifests/*.json``).
 

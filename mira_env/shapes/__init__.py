@@ -1,10 +1,12 @@
 """The shapes world: an embedded editing world with exact ground truth.
 
 A scene graph (:mod:`.scene`) rendered with numpy (:mod:`.render`), an atomic-instruction grammar
-(:mod:`.grammar`, :mod:`.execute`, :mod:`.refer`), a batched editor with seeded diffusion-like noise
+(operations in :mod:`.ops`, parsed by :mod:`.grammar`, phrased by :mod:`.phrasing`, applied by :mod:`.execute`,
+referring expressions chosen by :mod:`.refer`, objects matched by :mod:`.matching`), a batched editor with seeded diffusion-like noise
 (:mod:`.editor`, :mod:`.noise`), a reproducible task generator (:mod:`.generator`), the oracle
 reward (:mod:`.oracle`), the oracle planner (:mod:`.planner`) and the environment factory
-(:mod:`.env`, registered as ``mira/Shapes-v0``).
+(:mod:`.env`, registered as ``mira/Shapes-v0``); :mod:`.export` writes tasks with their oracle trajectories
+as MIRA-Editing records.
 """
 
 from mira_env.shapes.editor import ShapesEditor
