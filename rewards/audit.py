@@ -11,86 +11,24 @@ identity (target vs target), perfect (source vs target) and no-op (source unchan
 Writes ``<out>/results.json``, ``<out>/report.md`` and ``<out>/scatter_<term>.png`` (each term
 against the oracle, coloured by episode kind).
 
-With real weights (``--clip-model ViT-B-32 --clip-pretrained openai --lpips-net alex --judge-model
-Qwen/Qwen2.5-VL-7B-Instruct`` or ``--judge-base-url``) this ranks the rewards. ``--tiny`` builds the
-tiny offline models (random weights) into ``--tiny-cache`` and runs end to end with no download:
-a plumbing check whose correlations say nothing about real models.
+With real weights (``--clip_model ViT-B-32 --clip_pretrained openai --lpips_net alex --judge_model
+Qwen/Qwen2.5-VL-7B-Instruct`` or ``--judge_base_url``) this ranks the rewards. ``--tiny_reward_models
+--tiny_judge`` build the tiny offline models (random weights) into ``--tiny_cache`` and run end to end with no
+download: a plumbing check whose correlations say nothing about real models. The command's flags and its default
+reward live in :mod:`mira_env.train.commands.audit_rewards`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from mira_env.rewards.audit_episodes import KINDS, AuditEpisode, batches, generate_episodes, reference_items
+from mira_env.rewards.audit_episodes import AuditEpisode, batches, reference_items
 
 DISTANCE_TERMS = ("lpips", "l1", "l2", "step_cost", "invalid_action")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="reward_audit", help="report folder (created)")
-    parser.add_argument("--episodes", type=int, default=60, help="number of episodes")
-    parser.add_argument("--noise-levels", default="0,0.2,0.5", help="comma-separated editor noise levels")
-    parser.add_argument("--kinds", default=",".join(KINDS), help=f"episode kinds among {', '.join(KINDS)}")
-    parser.add_argument("--split", default="validation", help="shapes task split")
-    parser.add_argument("--resolution", type=int, default=64, help="shapes image size")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=16, help="items per reward call")
-    parser.add_argument("--reward-config", default=None,
-                        help="YAML reward config (terms, weights, models); its composite is audited too")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--clip-model", default="ViT-B-32")
-    parser.add_argument("--clip-pretrained", default="openai")
-    parser.add_argument("--lpips-net", default="alex", choices=("alex", "vgg", "squeeze"))
-    parser.add_argument("--judge-model", default=None, help="judge VLM (hub id / path, or endpoint model name)")
-    parser.add_argument("--judge-base-url", default=None, help="OpenAI-compatible base URL (uses --judge-model)")
-    parser.add_argument("--judge-api-key-env", default="OPENAI_API_KEY",
-                        help="env variable holding the endpoint's API key ('' for none)")
-    parser.add_argument("--tiny", action="store_true", help="use tiny random offline models (plumbing check)")
-    parser.add_argument("--tiny-cache", default=None, help="where --tiny builds its models")
-    parser.add_argument("--no-progress", action="store_true")
-
-
-def default_config(args: argparse.Namespace) -> dict:
-    """The audited reward when no ``--reward-config`` is given (composite: normalise-then-sum)."""
-    terms: list[Any] = [{"name": "clip_t", "weight": 0.0}, {"name": "clip_dir", "weight": 1.0},
-                        {"name": "clip_i", "weight": 0.5}, {"name": "lpips", "weight": -0.5},
-                        {"name": "l1", "weight": 0.0}, {"name": "l2", "weight": 0.0},
-                        {"name": "step_cost", "weight": 0.0, "params": {"max_steps": 10}}]
-    judge: dict[str, Any] = {}
-    if args.judge_model or args.tiny:
-        terms += [{"name": "judge_sc", "weight": 0.0}, {"name": "judge_pq", "weight": 0.0},
-                  {"name": "judge_overall", "weight": 1.0}]
-        if args.judge_base_url:
-            judge = {"backend": "openai", "model": args.judge_model, "base_url": args.judge_base_url,
-                     "api_key_env": args.judge_api_key_env or None}
-        else:
-            judge = {"backend": "transformers", "model": args.judge_model}
-    return {"terms": terms, "normalization": "normalize_then_sum", "missing": "skip", "device": args.device,
-            "clip": {"model_name": args.clip_model, "pretrained": args.clip_pretrained},
-            "lpips": {"net": args.lpips_net}, "judge": judge}
-
-
-def apply_tiny(config: dict, cache: Path) -> dict:
-    """Point ``config`` at tiny offline models built under ``cache``."""
-    from mira_env.tiny.reward_models import build_tiny_clip, build_tiny_lpips_home
-
-    name, checkpoint = build_tiny_clip(cache / "clip")
-    config["clip"] = {"model_name": name, "pretrained": checkpoint}
-    config["lpips"] = {"net": "squeeze", "torch_home": str(build_tiny_lpips_home(cache / "lpips"))}
-    if any(t["name"].startswith("judge_") for t in config["terms"] if isinstance(t, dict)):
-        from transformers import AutoProcessor
-
-        from mira_env.tiny.vlm import build_tiny_vlm, suppress_token_ids
-
-        path = str(build_tiny_vlm("qwen2_5_vl", cache / "vlm"))
-        config["judge"] = {"backend": "transformers", "model": path, "max_new_tokens": 12,
-                           "generate_kwargs": {"suppress_tokens": suppress_token_ids(AutoProcessor.from_pretrained(path))}}
-    return config
 
 
 def correlations(values: Sequence[float | None], oracle: Sequence[float | None], sign: float = 1.0) -> dict:
@@ -232,38 +170,3 @@ def run_audit(config: Any, out: str | Path, episodes: Sequence[AuditEpisode], ba
     (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     write_report(out, results)
     return results
-
-
-def main(args: argparse.Namespace) -> int:
-    from mira_env.rewards.config import RewardConfig
-    from mira_env.rewards.errors import RewardError
-
-    try:
-        noise_levels = [float(x) for x in str(args.noise_levels).split(",") if x.strip()]
-    except ValueError:
-        print(f"error: --noise-levels={args.noise_levels!r} must be comma-separated numbers such as 0,0.2,0.5")
-        return 2
-    kinds = [k.strip() for k in str(args.kinds).split(",") if k.strip()]
-    try:
-        if args.reward_config:
-            config = RewardConfig.from_yaml(args.reward_config)
-            if args.tiny:
-                print("error: --tiny replaces the models of the default reward; drop --reward-config or --tiny")
-                return 2
-        else:
-            config = default_config(args)
-            if args.tiny:
-                from mira_env.tiny.reward_models import default_root
-
-                cache = Path(args.tiny_cache) if args.tiny_cache else default_root() / "audit"
-                config = apply_tiny(config, cache)
-        episodes = generate_episodes(args.episodes, noise_levels, kinds, seed=args.seed, split=args.split,
-                                     resolution=args.resolution, progress=not args.no_progress)
-        results = run_audit(config, args.out, episodes, args.batch_size, not args.no_progress, args.tiny,
-                            noise_levels, kinds)
-    except RewardError as exc:
-        print(f"error: {exc}")
-        return 2
-    print(f"wrote {Path(args.out) / 'report.md'} ({results['num_episodes']} episodes, "
-          f"{len(results['plots'])} plots)")
-    return 0

@@ -38,7 +38,7 @@ def test_unknown_subcommand_is_rejected(capsys):
 def test_parser_has_train_group():
     parser = build_parser()
     args, _ = parser.parse_known_args(["train", "grpo"])
-    assert args._module == "mira_env.train.grpo"
+    assert args._module == "mira_env.train.commands.train_grpo"
 
 
 def test_subcommand_help_shows_its_own_arguments(capsys):

@@ -120,7 +120,7 @@ for name in modules:
     importlib.import_module(name)
 import agents, rewards, train
 from mira_env.train.cli import main
-assert main(["run", "--agents", "oracle,one-shot", "--tasks", "2", "--no-progress", "--images", "none",
+assert main(["run", "--agents", "oracle,one-shot", "--tasks", "2", "--progress", "false", "--images", "none",
              "--out", {str(tmp_path / "run")!r}]) in (0, None)
 print(json.dumps({{
     "stand_ins": [agents.STAND_IN, rewards.STAND_IN, train.STAND_IN],

@@ -1,8 +1,10 @@
 """The ``mira`` command line: ``mira <subcommand>``.
 
 It lives in ``train`` because that is the one package allowed to import all the others. Each
-subcommand is a module with ``add_arguments(parser)`` and ``main(args) -> int``, imported only when
-that subcommand runs, so ``mira --help`` stays fast and needs no torch.
+subcommand is a module of :mod:`mira_env.train.commands` with ``add_arguments(parser)`` and ``main(args) -> int``,
+imported only when that subcommand runs, so ``mira --help`` stays fast and needs no torch. Every flag is generated
+from a dataclass field (:mod:`mira_env.train.config`), in TRL's ``--snake_case`` style, and every subcommand takes
+``--config FILE.yaml``; old dash spellings warn once and keep working for one release.
 
 Errors never end in a bare traceback: a bad value, a missing optional package or a failed run prints
 ONE line ``mira <command>: error: <what is wrong and the fix>`` (redacted: no credential reaches the
@@ -20,15 +22,15 @@ import sys
 
 #: subcommand -> (module, one-line help). Nested groups use a space ("train sft").
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("mira_env.agents.commands.run", "play shapes-world (or task-file) episodes for a set of agents; write a report"),
-    "eval": ("mira_env.agents.commands.evaluate", "agents x editors x task set -> metrics table (CSV, JSON, HTML)"),
-    "export": ("mira_env.shapes.export", "export generated tasks and oracle trajectories (MIRA-Editing format)"),
-    "audit-rewards": ("mira_env.rewards.audit", "rank-correlate every reward term with the shapes-world oracle"),
-    "train sft": ("mira_env.train.sft", "supervised fine-tuning on MIRA-Editing trajectories (TRL SFTTrainer)"),
-    "train grpo": ("mira_env.train.grpo", "multi-turn GRPO against the editing environment (TRL GRPOTrainer)"),
-    "serve editor": ("mira_env.train.serve_editor", "serve an editor over HTTP (Ray Serve replicas, dynamic batching)"),
-    "serve judge": ("mira_env.train.serve_judge", "serve a local VLM judge as an OpenAI-compatible endpoint"),
-    "data build": ("mira_env.train.data_build", "multi-turn editing sessions -> MIRA-Editing records (merge, rank, paraphrase)"),
+    "run": ("mira_env.train.commands.run", "play shapes-world (or task-file) episodes for a set of agents; write a report"),
+    "eval": ("mira_env.train.commands.eval", "agents x editors x task set -> metrics table (CSV, JSON, HTML)"),
+    "export": ("mira_env.train.commands.export", "export generated tasks and oracle trajectories (MIRA-Editing format)"),
+    "audit-rewards": ("mira_env.train.commands.audit_rewards", "rank-correlate every reward term with the shapes-world oracle"),
+    "train sft": ("mira_env.train.commands.train_sft", "supervised fine-tuning on MIRA-Editing trajectories (TRL SFTTrainer)"),
+    "train grpo": ("mira_env.train.commands.train_grpo", "multi-turn GRPO against the editing environment (TRL GRPOTrainer)"),
+    "serve editor": ("mira_env.train.commands.serve_editor", "serve an editor over HTTP (Ray Serve replicas, dynamic batching)"),
+    "serve judge": ("mira_env.train.commands.serve_judge", "serve a local VLM judge as an OpenAI-compatible endpoint"),
+    "data build": ("mira_env.train.commands.data_build", "multi-turn editing sessions -> MIRA-Editing records (merge, rank, paraphrase)"),
 }
 
 

@@ -16,23 +16,22 @@ How one GRPO step runs (TRL 1.16, ``environment_factory`` path):
 4. :class:`EpisodeReward` closes each episode with the last answer and returns the environment's reward
    (the composite from ``rewards``); every reward component and episode statistic is logged.
 
-    mira train grpo --tiny qwen2_5_vl --tasks shapes --output_dir runs/grpo --max_steps 20
-    mira train grpo --config grpo.yaml --model runs/sft --num_generations 8 --beta 0.04 \\
+    mira train grpo --tiny_vlm qwen2_5_vl --tasks shapes --output_dir runs/grpo --max_steps 20
+    mira train grpo --config grpo.yaml --model_name_or_path runs/sft --num_generations 8 --beta 0.04 \\
         --use_vllm --vllm_mode server
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from mira_env.agents.commands.metrics import RewardModelOptions, model_sections
 from mira_env.errors import ConfigError, describe
-from mira_env.train.config import (ModelArguments, add_dataclass_arguments, add_hf_dataclass_arguments, config_to_dict,
-                          resolve_config)
+from mira_env.train.config import ModelArguments, config_to_dict, resolve_config
 
 TASK_SOURCES = ("shapes",)
 
@@ -44,8 +43,9 @@ JUDGE_REWARD_WEIGHTS = (1.0, 0.5, -0.05)
 
 
 @dataclass
-class GRPOEnvArguments:
-    """The environment GRPO trains against: tasks, editor, reward."""
+class GRPOEnvArguments(RewardModelOptions):
+    """The environment GRPO trains against: tasks, editor, reward (the models of the reward's CLIP / LPIPS / judge
+    terms: the fields of :class:`mira_env.agents.commands.metrics.RewardModelOptions`, shared with ``mira eval``)."""
 
     tasks: str = field(default="shapes", metadata={
         "help": "'shapes' (the embedded shapes world) or a task source for EditEnv: a .jsonl file, an image folder "
@@ -70,16 +70,6 @@ class GRPOEnvArguments:
     reward_weights: list[float] | None = field(default=None, metadata={
         "help": "One weight per reward term (0 = log only). Unset: all 1 with explicit --reward_terms; "
                 "1, 0.5, -0.05 for the default judge composite."})
-    judge_backend: str = field(default="transformers", metadata={
-        "help": "VLM judge backend of judge_* terms: transformers | openai | editscore."})
-    judge_model: str | None = field(default=None, metadata={
-        "help": "VLM judge model of judge_* terms: a hub id / local path (transformers) or the endpoint's model "
-                "name (openai), e.g. Qwen/Qwen2.5-VL-7B-Instruct served by vllm."})
-    judge_base_url: str | None = field(default=None, metadata={
-        "help": "OpenAI-compatible base URL of the judge (openai backend), e.g. http://127.0.0.1:8000/v1."})
-    judge_api_key_env: str = field(default="OPENAI_API_KEY", metadata={
-        "help": "Environment variable holding the judge endpoint's API key (openai backend); '' = a local server "
-                "that needs no key."})
     dedup_edits: bool = field(default=True, metadata={
         "help": "Identical edits of one tool iteration (same image, instruction, seed; common at the first turn of "
                 "a group) run once. Editors that declare deterministic=False are never deduplicated."})
@@ -95,6 +85,7 @@ class GRPOEnvArguments:
         "help": "Resume training: 'auto' (the last checkpoint in output_dir) or a checkpoint folder."})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         shapes = self.tasks == "shapes"
         if self.reward is None:
             self.reward = "oracle" if shapes else "composite"
@@ -132,15 +123,6 @@ def _grpo_defaults() -> dict[str, Any]:
             "activation_checkpointing": False}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from trl import GRPOConfig
-
-    parser.add_argument("--config", default=argparse.SUPPRESS, help="YAML file of settings (flat name: value)")
-    add_dataclass_arguments(parser, ModelArguments, "model")
-    add_dataclass_arguments(parser, GRPOEnvArguments, "environment")
-    add_hf_dataclass_arguments(parser, GRPOConfig, "trl.GRPOConfig")
-
-
 def resolve(args: argparse.Namespace | dict | None = None, yaml_path: str | None = None,
             **overrides: Any) -> tuple[ModelArguments, GRPOEnvArguments, Any]:
     """``(ModelArguments, GRPOEnvArguments, GRPOConfig)`` from defaults <- YAML <- CLI <- overrides."""
@@ -170,9 +152,9 @@ def build_reward(env_args: GRPOEnvArguments):
         config: dict[str, Any] = {"terms": list(env_args.reward_terms)}
         if env_args.reward_weights is not None:
             config["weights"] = [float(w) for w in env_args.reward_weights]
-        if any(str(term).startswith("judge") for term in env_args.reward_terms):
-            config["judge"] = {"backend": env_args.judge_backend, "model": env_args.judge_model,
-                               "base_url": env_args.judge_base_url, "api_key_env": env_args.judge_api_key_env or None}
+        sections, _, _ = model_sections(env_args, [str(term) for term in env_args.reward_terms], "grpo_reward_models",
+                                        require=False)
+        config.update(sections)
         return rewards.build_reward(config)
     return rewards.build_reward(Path(env_args.reward))
 
@@ -311,10 +293,3 @@ def train_grpo(model_args: ModelArguments, env_args: GRPOEnvArguments, grpo_conf
     metrics = train_and_save(trainer, processor, grpo_config.output_dir, env_args.resume,
                              config_to_dict(model_args, env_args), "mira_grpo_config.json", policy=policy)
     return GRPOResult(trainer=trainer, output_dir=str(grpo_config.output_dir), metrics=metrics, reward=reward)
-
-
-def main(args: argparse.Namespace) -> int:
-    model_args, env_args, grpo_config = resolve(args)
-    result = train_grpo(model_args, env_args, grpo_config)
-    print(json.dumps({"output_dir": result.output_dir, **result.metrics}, indent=2))
-    return 0

@@ -2,8 +2,8 @@
 
 Read top to bottom: configs -> model -> samples -> TRL ``SFTTrainer`` -> train (or resume) -> save.
 
-    mira train sft --tiny qwen2_5_vl --records runs/shapes-export --output_dir runs/sft --max_steps 50
-    mira train sft --config sft.yaml --model Qwen/Qwen2.5-VL-3B-Instruct --use_lora
+    mira train sft --tiny_vlm qwen2_5_vl --records runs/shapes-export --output_dir runs/sft --max_steps 50
+    mira train sft --config sft.yaml --model_name_or_path Qwen/Qwen2.5-VL-3B-Instruct --use_peft
 
 Settings: :class:`SFTDataArguments`, :class:`mira_env.train.config.ModelArguments` and every field of
 ``trl.SFTConfig`` (learning rate, batch size, epochs, checkpoints ...), from ``--config file.yaml``
@@ -13,13 +13,12 @@ and overridden on the command line.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from mira_env.agents.prompt import DEFAULT_EDIT_BUDGET
 from mira_env.errors import ConfigError, describe
-from mira_env.train.config import ModelArguments, add_dataclass_arguments, add_hf_dataclass_arguments, config_to_dict, resolve_config
+from mira_env.train.config import ModelArguments, config_to_dict, resolve_config
 from mira_env.train.data import FORMATS
 
 
@@ -60,15 +59,6 @@ def _sft_defaults() -> dict[str, Any]:
     return {"bf16": cuda_available(), "remove_unused_columns": False, "report_to": "none",
             "activation_checkpointing": False, "dataset_kwargs": {"skip_prepare_dataset": True}, "max_length": None,
             "save_strategy": "steps", "logging_steps": 1}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from trl import SFTConfig
-
-    parser.add_argument("--config", default=argparse.SUPPRESS, help="YAML file of settings (flat name: value)")
-    add_dataclass_arguments(parser, ModelArguments, "model")
-    add_dataclass_arguments(parser, SFTDataArguments, "data")
-    add_hf_dataclass_arguments(parser, SFTConfig, "trl.SFTConfig")
 
 
 def resolve(args: argparse.Namespace | dict | None = None, yaml_path: str | None = None,
@@ -120,10 +110,3 @@ def train_sft(model_args: ModelArguments, data_args: SFTDataArguments, sft_confi
                              config_to_dict(model_args, data_args), "mira_sft_config.json", policy=policy)
     return SFTResult(trainer=trainer, output_dir=str(sft_config.output_dir), metrics=metrics,
                      num_samples=len(samples))
-
-
-def main(args: argparse.Namespace) -> int:
-    model_args, data_args, sft_config = resolve(args)
-    result = train_sft(model_args, data_args, sft_config)
-    print(json.dumps({"output_dir": result.output_dir, "samples": result.num_samples, **result.metrics}, indent=2))
-    return 0

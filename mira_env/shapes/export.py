@@ -3,24 +3,25 @@
 Each task's hidden program is executed by an exact :class:`ShapesEditor`; every intermediate image is
 kept. Output: ``<out>/records.jsonl`` plus PNGs (read back with :func:`mira_env.records.read_records`
 or as tasks with :func:`mira_env.tasks.load_jsonl`), and optionally a Hugging Face ``datasets``
-dataset saved with ``save_to_disk`` (``--hf-out``; loads with :func:`mira_env.tasks.load_hf_dataset`)::
+dataset saved with ``save_to_disk`` (``--hf_out``; loads with :func:`mira_env.tasks.load_hf_dataset`)::
 
-    mira export --out data/shapes-test --split test --num-tasks 500
-    mira export --out data/shapes-train --split train --num-tasks 2000 --hf-out data/shapes-train-hf
+    mira export --out data/shapes-test --split test --num_tasks 500
+    mira export --out data/shapes-train --split train --num_tasks 2000 --hf_out data/shapes-train-hf
+
+The command's flags live in :mod:`mira_env.train.commands.export`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Iterator
 
 from mira_env.editors.base import STATE_KEY
-from mira_env.errors import ConfigError, MiraError, TaskError
-from mira_env.records import EditingRecord, TrajectoryStep, write_records
+from mira_env.errors import ConfigError, TaskError
+from mira_env.records import EditingRecord, TrajectoryStep
 from mira_env.shapes.editor import ShapesEditor
-from mira_env.shapes.generator import DIFFICULTIES, SPLITS, ShapesTaskConfig, ShapesTaskGenerator
+from mira_env.shapes.generator import ShapesTaskGenerator
 from mira_env.tasks.task import Task
 
 
@@ -61,7 +62,7 @@ def save_hf_dataset(records_folder: str | Path, out: str | Path) -> Path:
     try:
         import datasets
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ConfigError("--hf-out needs the 'datasets' package: pip install 'mira-env[datasets]'") from exc
+        raise ConfigError("--hf_out needs the 'datasets' package: pip install 'mira-env[datasets]'") from exc
     from mira_env.records import read_records
 
     records = read_records(records_folder)
@@ -109,30 +110,3 @@ def load_shapes_tasks(path: str | Path) -> list[Task]:
                           root=task.root, atomic_instructions=task.atomic_instructions, variants=task.variants,
                           metadata=task.metadata))
     return tasks
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="Output folder (records.jsonl and images/).")
-    parser.add_argument("--split", default="test", choices=SPLITS, help="Which split to generate (default: test).")
-    parser.add_argument("--num-tasks", type=int, default=100, help="Number of tasks (default: 100).")
-    parser.add_argument("--difficulty", type=int, default=None, choices=DIFFICULTIES,
-                        help="Difficulty 1, 2 or 3 (default: mixed).")
-    parser.add_argument("--seed", type=int, default=0, help="Generator seed (default: 0).")
-    parser.add_argument("--resolution", type=int, default=128, help="Image side in pixels (default: 128).")
-    parser.add_argument("--hf-out", default=None, help="Also save a Hugging Face datasets dataset here.")
-    parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
-
-
-def main(args: argparse.Namespace) -> int:
-    try:
-        generator = ShapesTaskGenerator(ShapesTaskConfig(split=args.split, num_tasks=args.num_tasks,
-                                                         difficulty=args.difficulty, seed=args.seed,
-                                                         resolution=args.resolution))
-        path = write_records(iter_oracle_records(generator, progress=not args.no_progress), args.out)
-        print(f"wrote {len(generator)} records to {path}")
-        if args.hf_out:
-            print(f"saved datasets dataset to {save_hf_dataset(args.out, args.hf_out)}")
-    except MiraError as exc:
-        print(f"mira export: error: {exc}")
-        return 2
-    return 0

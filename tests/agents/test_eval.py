@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mira_env.agents.commands.evaluate import MergedReward, build_metric_reward, settings_from_args, shapes_noise
+from mira_env.agents.commands.evaluate import MergedReward, build_metric_reward, shapes_noise
 from mira_env.agents.rollout import EPISODES_FILE
 from mira_env import RewardOutput
 from tests.mira_env.helpers import write_magicbrush
@@ -25,7 +25,7 @@ def test_eval_compares_oracle_one_shot_random_and_a_tiny_vlm_on_the_shapes_world
     vlm = f"vlm:{tiny_vlm_paths['qwen2_5_vl']}"
     out = tmp_path / "eval"
     assert mira(["eval", "--agents", f"oracle,one-shot,random,{vlm}", "--tasks", "3", "--out", str(out),
-                 "--vlm-option", "max_new_tokens=6", "--no-progress"]) == 0
+                 "--vlm_options", '{"max_new_tokens": 6}', "--progress", "false"]) == 0
     stdout = capsys.readouterr().out
     rows = read_csv(out / "metrics.csv")
     assert [row["agent"] for row in rows] == ["oracle", "one-shot", "random", vlm]
@@ -45,7 +45,7 @@ def test_eval_compares_oracle_one_shot_random_and_a_tiny_vlm_on_the_shapes_world
     assert all(isinstance(s["raw_output"], str) for s in vlm_steps)
     data = json.loads((out / "metrics.json").read_text())
     assert data["columns"] == list(rows[0]) and len(data["rows"]) == 4
-    assert "clip_t omitted: no CLIP weights (give --clip-pretrained <tag or checkpoint>, or --tiny-reward-models " \
+    assert "clip_t omitted: no CLIP weights (give --clip_pretrained <tag or checkpoint>, or --tiny_reward_models " \
            "for a plumbing run)" in data["notes"]
     assert "note: lpips omitted" in stdout and stdout.splitlines()[0].split()[:3] == ["agent", "editor", "episodes"]
     report = (out / "report.html").read_text(encoding="utf-8")
@@ -58,9 +58,9 @@ def test_eval_compares_oracle_one_shot_random_and_a_tiny_vlm_on_the_shapes_world
 def test_eval_on_a_task_file_with_tiny_metric_models_and_two_editors(tmp_path, capsys):
     path = write_magicbrush(tmp_path)
     out = tmp_path / "eval"
-    assert mira(["eval", "--task-file", str(path), "--editors", "identity", "--tiny-editor", "--agents", "one-shot",
-                 "--size", "32", "--metrics", "clip_t,clip_i,lpips,l1", "--tiny-reward-models", "--out", str(out),
-                 "--no-progress"]) == 0
+    assert mira(["eval", "--task_file", str(path), "--editors", "identity", "--tiny_editor", "--agents", "one-shot",
+                 "--size", "32", "--metrics", "clip_t,clip_i,lpips,l1", "--tiny_reward_models", "--out", str(out),
+                 "--progress", "false"]) == 0
     rows = read_csv(out / "metrics.csv")
     assert [(row["agent"], row["editor"]) for row in rows] == [("one-shot", "identity"),
                                                                 ("one-shot", "tiny-instruct-pix2pix")]
@@ -96,21 +96,15 @@ def test_merged_reward_keeps_the_primary_total_and_adds_metric_components():
 def test_default_metrics_without_models_are_l1_only_with_notes():
     reward, notes = build_metric_reward(None)
     assert reward.names == ["l1"]
-    assert notes[0] == "judge_sc omitted: no judge (give --judge-model, with --judge-base-url for an endpoint)"
+    assert notes[0] == "judge_sc omitted: no judge (give --judge_model, with --judge_base_url for an endpoint)"
     assert len(notes) == 6
 
 
 def test_settings_from_flags():
     parser = build_parser()
     known, _ = parser.parse_known_args(["eval"])
-    import argparse
-
-    from mira_env.agents.commands import evaluate
-
-    sub = argparse.ArgumentParser()
-    evaluate.add_arguments(sub)
-    args = sub.parse_args(["--tiny-vlm", "--agents", "oracle", "--editors", "shapes,shapes:0.3",
-                           "--editor-option", "num_inference_steps=4"])
+    args = _eval_args(["--tiny_vlm", "--agents", "oracle", "--editors", "shapes", "shapes:0.3",
+                       "--editor_options", '{"num_inference_steps": 4}'])
     settings, options, editors = settings_from_args(args)
     assert settings.agents == ["oracle", "vlm:tiny"]
     assert editors == {"shapes": ("shapes", {"num_inference_steps": 4}),
@@ -119,13 +113,20 @@ def test_settings_from_flags():
     assert known.command == "eval" and options.metrics is None
 
 
+def settings_from_args(args):
+    from mira_env.train.commands.eval import resolve
+
+    settings, options, editors, _ = resolve(args)
+    return settings, options, editors
+
+
 def _eval_args(argv):
     import argparse
 
-    from mira_env.agents.commands import evaluate
+    from mira_env.train.commands import eval as command
 
     parser = argparse.ArgumentParser()
-    evaluate.add_arguments(parser)
+    command.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -139,7 +140,7 @@ def test_eval_steps_default_to_the_budget_the_policy_was_trained_with(tmp_path):
         (tmp_path / name / POLICY_RECORD).write_text(json.dumps(policy_record("multi_turn", budget, None)))
     settings, _, _ = settings_from_args(_eval_args(["--agents", f"oracle,vlm:{tmp_path / 'a'},vlm:{tmp_path / 'b'}"]))
     assert settings.max_steps == 3
-    settings, _, _ = settings_from_args(_eval_args(["--agents", f"vlm:{tmp_path / 'a'}", "--max-steps", "7"]))
+    settings, _, _ = settings_from_args(_eval_args(["--agents", f"vlm:{tmp_path / 'a'}", "--max_steps", "7"]))
     assert settings.max_steps == 7
     settings, _, _ = settings_from_args(_eval_args(["--agents", "oracle,vlm:Qwen/Qwen2.5-VL-3B-Instruct"]))
     assert settings.max_steps is None  # no record (a hub id): the env's default
@@ -152,15 +153,15 @@ def test_eval_steps_default_to_the_budget_the_policy_was_trained_with(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--metrics", "clip_t,sharpness"], "unknown metric(s) ['sharpness']; known terms: "),
     (["--editors", "shapes:lots"], "editor spec 'shapes:lots': write shapes:<noise in [0, 1]>, e.g. shapes:0.2"),
-    (["--task-file", "{tasks}", "--editors", "shapes"], "editor 'shapes' edits shapes-world scenes only; with "
-                                                        "--task-file use identity, a diffusers preset, a hub id or a "
+    (["--task_file", "{tasks}", "--editors", "shapes"], "editor 'shapes' edits shapes-world scenes only; with "
+                                                        "--task_file use identity, a diffusers preset, a hub id or a "
                                                         "local path"),
-    (["--tasks", "-1"], "--tasks -1 (type int) must be a positive int"),
+    (["--tasks", "-1"], "tasks=-1 (type int) must be a positive int or None"),
 ])
 def test_bad_eval_arguments_are_named(tmp_path, capsys, argv, message):
     path = write_magicbrush(tmp_path, 1)
     argv = [a.replace("{tasks}", str(path)) for a in argv]
-    assert mira(["eval", "--out", str(tmp_path / "e"), "--no-progress", "--agents", "one-shot", *argv]) == 2
+    assert mira(["eval", "--out", str(tmp_path / "e"), "--progress", "false", "--agents", "one-shot", *argv]) == 2
     assert capsys.readouterr().err.strip().startswith(f"mira eval: error: {message}")
 
 
@@ -179,22 +180,22 @@ def test_a_configured_metric_no_episode_could_score_gets_a_note_with_the_reason(
 def test_rerunning_an_eval_folder_with_other_settings_is_refused_not_reused(tmp_path, capsys):
     """Issue 12, item 3: another --max-steps (or task file) used to reuse the old episodes silently."""
     out = tmp_path / "eval"
-    base = ["eval", "--agents", "oracle", "--tasks", "2", "--out", str(out), "--no-progress"]
+    base = ["eval", "--agents", "oracle", "--tasks", "2", "--out", str(out), "--progress", "false"]
     assert mira(base) == 0
     saved = json.loads((out / "run.json").read_text())
     assert saved["max_steps"] == 10 and saved["tasks"] == 2 and saved["agents"] == ["oracle"]
     capsys.readouterr()
-    assert mira(base + ["--max-steps", "3"]) == 2
+    assert mira(base + ["--max_steps", "3"]) == 2
     assert capsys.readouterr().err.strip() == (
         f"mira eval: error: run folder {str(out)!r} holds results made with other settings (max_steps=10 -> 3); "
         f"use the same settings to resume, pass --restart to clear it and start over, or use another output folder")
-    assert mira(base + ["--max-steps", "3", "--restart"]) == 0
+    assert mira(base + ["--max_steps", "3", "--restart"]) == 0
     records = [json.loads(line) for line in (out / "editors" / "shapes" / EPISODES_FILE).read_text().splitlines()]
     assert len(records) == 2 and all(r["num_steps"] <= 3 for r in records)
     # a task file that changed under the same name is noticed through its fingerprint
     (tmp_path / "mb").mkdir()
     tasks = write_magicbrush(tmp_path / "mb", count=1)
-    other = ["eval", "--agents", "one-shot", "--task-file", str(tasks), "--out", str(tmp_path / "e2"), "--no-progress"]
+    other = ["eval", "--agents", "one-shot", "--task_file", str(tasks), "--out", str(tmp_path / "e2"), "--progress", "false"]
     assert mira(other) == 0
     with open(tasks, "a", encoding="utf-8") as handle:
         handle.write("\n")

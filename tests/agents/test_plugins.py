@@ -96,8 +96,8 @@ def test_a_missing_module_says_how_to_fix_it():
 def test_mira_run_plays_an_agent_given_by_import_path_and_by_plugin_name(plugin, tmp_path):
     out = tmp_path / "run"
     spec = f"{plugin}:OneEdit"
-    assert mira(["run", "--agents", f"{spec},stopper", "--tasks", "2", "--group-size", "1", "--out", str(out),
-                 "--no-progress"]) == 0
+    assert mira(["run", "--agents", f"{spec},stopper", "--tasks", "2", "--group_size", "1", "--out", str(out),
+                 "--progress", "false"]) == 0
     records = [json.loads(line) for line in (out / EPISODES_FILE).read_text().splitlines()]
     assert sorted({r["agent"] for r in records}) == sorted([spec, "stopper"]) and len(records) == 4
     for record in records:

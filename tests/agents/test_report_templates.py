@@ -16,8 +16,8 @@ from mira_env.train.cli import main as mira
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "r"
-    assert mira(["run", "--agents", "oracle", "--tasks", "2", "--group-size", "1", "--out", str(out),
-                 "--no-progress", "--no-baseline"]) == 0
+    assert mira(["run", "--agents", "oracle", "--tasks", "2", "--group_size", "1", "--out", str(out),
+                 "--progress", "false", "--baseline", "false"]) == 0
     records = [json.loads(line) for line in (out / EPISODES_FILE).read_text().splitlines()]
     return out, records
 
@@ -49,8 +49,8 @@ def test_a_page_override_extends_the_shipped_base(run, tmp_path):
         '{% extends "base.html" %}{% from "macros.html" import table %}{% block body %}'
         '<p id="mine">{{ agents|length }} agent, {{ agents[0].episodes|length }} episodes</p>'
         '{{ table(rows, columns) }}{% endblock %}', encoding="utf-8")
-    assert mira(["run", "--agents", "oracle", "--tasks", "2", "--group-size", "1", "--out", str(out),
-                 "--no-progress", "--no-baseline", "--report-templates", str(tmp_path)]) == 0
+    assert mira(["run", "--agents", "oracle", "--tasks", "2", "--group_size", "1", "--out", str(out),
+                 "--progress", "false", "--baseline", "false", "--report_templates", str(tmp_path)]) == 0
     text = (out / "report.html").read_text(encoding="utf-8")
     assert '<p id="mine">1 agent, 2 episodes</p>' in text and "<img" not in text and "<th>success_rate</th>" in text
 

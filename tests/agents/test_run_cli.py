@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from mira_env.agents.rollout import EPISODES_FILE, episode_key
+from mira_env.agents.commands import SHAPES_DEFAULT_TASKS
 from mira_env.train.cli import main as mira
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,9 +33,9 @@ def default_run(tmp_path_factory):
 def test_mira_run_without_arguments_writes_trajectories_strips_and_a_report(default_run):
     run, stdout = default_run
     records = [json.loads(line) for line in (run / EPISODES_FILE).read_text().splitlines()]
-    # default: oracle, one-shot, random on 4 shapes tasks, one group of G=2 each
+    # default: oracle, one-shot, random on SHAPES_DEFAULT_TASKS (8) shapes tasks, one group of G=2 each
     assert {r["agent"] for r in records} == {"oracle", "one-shot", "random"}
-    assert len({episode_key(r) for r in records}) == len(records) == 3 * 4 * 2
+    assert len({episode_key(r) for r in records}) == len(records) == 3 * SHAPES_DEFAULT_TASKS * 2 == 48
     for record in records:
         strip = Image.open(run / record["images"]["strip"])
         assert strip.width > strip.height * (record["num_steps"] + 1)  # source + one frame per step
@@ -59,8 +60,8 @@ def test_mira_run_without_arguments_writes_trajectories_strips_and_a_report(defa
 
 
 def test_rerunning_into_the_same_folder_resumes_without_replaying(tmp_path, capsys):
-    args = ["run", "--agents", "oracle,random", "--tasks", "2", "--group-size", "2", "--out", str(tmp_path / "r"),
-            "--no-progress", "--images", "strip"]
+    args = ["run", "--agents", "oracle,random", "--tasks", "2", "--group_size", "2", "--out", str(tmp_path / "r"),
+            "--progress", "false", "--images", "strip"]
     assert mira(args) == 0
     first = (tmp_path / "r" / EPISODES_FILE).read_text()
     assert mira(args) == 0
@@ -69,7 +70,7 @@ def test_rerunning_into_the_same_folder_resumes_without_replaying(tmp_path, caps
 
 
 def test_a_new_agent_joins_an_existing_run_folder(tmp_path):
-    base = ["run", "--tasks", "2", "--group-size", "2", "--out", str(tmp_path / "r"), "--no-progress"]
+    base = ["run", "--tasks", "2", "--group_size", "2", "--out", str(tmp_path / "r"), "--progress", "false"]
     assert mira(base + ["--agents", "oracle"]) == 0
     assert mira(base + ["--agents", "oracle,one-shot"]) == 0
     records = [json.loads(line) for line in (tmp_path / "r" / EPISODES_FILE).read_text().splitlines()]
@@ -79,15 +80,15 @@ def test_a_new_agent_joins_an_existing_run_folder(tmp_path):
 
 def test_changed_settings_on_a_run_folder_are_refused(tmp_path, capsys):
     out = str(tmp_path / "r")
-    assert mira(["run", "--agents", "oracle", "--tasks", "1", "--group-size", "1", "--out", out, "--no-progress"]) == 0
+    assert mira(["run", "--agents", "oracle", "--tasks", "1", "--group_size", "1", "--out", out, "--progress", "false"]) == 0
     capsys.readouterr()
-    assert mira(["run", "--agents", "oracle", "--tasks", "1", "--group-size", "1", "--out", out, "--no-progress",
+    assert mira(["run", "--agents", "oracle", "--tasks", "1", "--group_size", "1", "--out", out, "--progress", "false",
                  "--seed", "5"]) == 2
     assert capsys.readouterr().err.strip() == (
         f"mira run: error: run folder {out!r} holds results made with other settings (seed=0 -> 5); use the same "
         f"settings to resume, pass --restart to clear it and start over, or use another output folder")
     # --restart clears the results and plays again with the new settings
-    assert mira(["run", "--agents", "oracle", "--tasks", "1", "--group-size", "1", "--out", out, "--no-progress",
+    assert mira(["run", "--agents", "oracle", "--tasks", "1", "--group_size", "1", "--out", out, "--progress", "false",
                  "--seed", "5", "--restart"]) == 0
     assert json.loads((Path(out) / "run.json").read_text())["seed"] == 5
     (record,) = [json.loads(line) for line in (Path(out) / EPISODES_FILE).read_text().splitlines()]
@@ -96,11 +97,11 @@ def test_changed_settings_on_a_run_folder_are_refused(tmp_path, capsys):
 
 def test_a_folder_with_episodes_but_no_run_json_is_refused(tmp_path, capsys):
     out = tmp_path / "r"
-    argv = ["run", "--agents", "oracle", "--tasks", "1", "--group-size", "1", "--out", str(out), "--no-progress"]
+    argv = ["run", "--agents", "oracle", "--tasks", "1", "--group_size", "1", "--out", str(out), "--progress", "false"]
     assert mira(argv) == 0
     (out / "run.json").unlink()
     capsys.readouterr()
-    assert mira(argv + ["--max-steps", "3"]) == 2
+    assert mira(argv + ["--max_steps", "3"]) == 2
     assert capsys.readouterr().err.strip() == (
         f"mira run: error: run folder {str(out)!r} holds results but it has no settings record (run.json), so what "
         f"made them is unknown; pass --restart to clear it and start over, or use another output folder")
@@ -108,9 +109,9 @@ def test_a_folder_with_episodes_but_no_run_json_is_refused(tmp_path, capsys):
 
 def test_run_json_records_resolved_settings(tmp_path):
     out = tmp_path / "r"
-    assert mira(["run", "--agents", "oracle", "--group-size", "1", "--out", str(out), "--no-progress"]) == 0
+    assert mira(["run", "--agents", "oracle", "--group_size", "1", "--out", str(out), "--progress", "false"]) == 0
     saved = json.loads((out / "run.json").read_text())
-    assert saved["tasks"] == 4 and saved["max_steps"] == 10 and saved["task_file_fingerprint"] is None
+    assert saved["tasks"] == SHAPES_DEFAULT_TASKS and saved["max_steps"] == 10 and saved["task_file_fingerprint"] is None
     assert saved["task_generator"] == "mira-shapes/v3"  # a folder of the old task stream is refused, not mixed
 
 
@@ -124,8 +125,8 @@ def test_a_second_process_on_the_same_folder_is_refused(tmp_path, capsys):
                               env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
         assert holder.stdout.readline().strip() == "locked"
-        assert mira(["run", "--agents", "oracle", "--tasks", "1", "--group-size", "1", "--out", str(out),
-                     "--no-progress"]) == 2
+        assert mira(["run", "--agents", "oracle", "--tasks", "1", "--group_size", "1", "--out", str(out),
+                     "--progress", "false"]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith(f"mira run: error: run folder {str(out)!r} is in use by pid {holder.pid} on ")
         assert err.endswith("; wait for that run to finish or use another output folder")
@@ -144,18 +145,18 @@ def test_a_second_process_on_the_same_folder_is_refused(tmp_path, capsys):
                              "agent plugin (entry-point group 'mira_env.agents'; installed: none)"),
     (["--agents", "api:gpt"], "agent spec 'api:gpt' is not api:<model>@<base_url>; write e.g. "
                               "api:Qwen/Qwen2.5-VL-7B-Instruct@http://localhost:8000/v1"),
-    (["--editor", "identity"], "--editor 'identity' needs --task-file; the shapes world uses its own editor "
+    (["--editor", "identity"], "--editor 'identity' needs --task_file; the shapes world uses its own editor "
                                "(set its noise with --noise)"),
-    (["--task-file", "{tasks}"], "--task-file needs --editor (identity, a diffusers preset, a hub id or a local path)"),
-    (["--tasks", "0"], "--tasks 0 (type int) must be a positive int"),
-    (["--editor-option", "device"], "editor option 'device' is not key=value; write e.g. --editor-option device=cuda"),
+    (["--task_file", "{tasks}"], "--task_file needs --editor (identity, a diffusers preset, a hub id or a local path)"),
+    (["--tasks", "0"], "tasks=0 (type int) must be a positive int or None"),
+    (["--max_steps", "0"], "max_steps=0 (type int) must be a positive int or None"),
 ])
 def test_bad_arguments_are_named(tmp_path, capsys, argv, message):
     tasks = tmp_path / "tasks.jsonl"
     Image.new("RGB", (8, 8), (1, 2, 3)).save(tmp_path / "a.png")
     tasks.write_text(json.dumps({"id": "a", "instruction": "x", "image": "a.png"}) + "\n")
     argv = [a.replace("{tasks}", str(tasks)) for a in argv]
-    assert mira(["run", "--out", str(tmp_path / "r"), "--no-progress", *argv]) == 2
+    assert mira(["run", "--out", str(tmp_path / "r"), "--progress", "false", *argv]) == 2
     assert capsys.readouterr().err.strip() == f"mira run: error: {message}"
 
 
@@ -168,8 +169,8 @@ def test_a_task_file_with_a_real_editor_runs_one_shot(tmp_path):
                                                       "instruction": "add a hat", "target_img": "t.png",
                                                       "target": "t.png"}) + "\n")
     out = tmp_path / "r"
-    assert mira(["run", "--task-file", str(tmp_path / "tasks.jsonl"), "--editor", "identity", "--agents",
-                 "one-shot", "--group-size", "1", "--size", "32", "--out", str(out), "--no-progress"]) == 0
+    assert mira(["run", "--task_file", str(tmp_path / "tasks.jsonl"), "--editor", "identity", "--agents",
+                 "one-shot", "--group_size", "1", "--size", "32", "--out", str(out), "--progress", "false"]) == 0
     (record,) = [json.loads(line) for line in (out / EPISODES_FILE).read_text().splitlines()]
     assert record["steps"][0]["instruction"] == "add a hat" and record["success"] is None
     index = json.loads((out / "tasks.json").read_text())
@@ -179,8 +180,8 @@ def test_a_task_file_with_a_real_editor_runs_one_shot(tmp_path):
 def test_a_run_that_failed_before_any_episode_can_be_rerun_with_other_settings(tmp_path, capsys):
     Image.fromarray(np.full((8, 8, 3), 7, np.uint8)).save(tmp_path / "a.png")
     (tmp_path / "t.jsonl").write_text(json.dumps({"id": "a", "instruction": "x", "image": "a.png"}) + "\n")
-    base = ["run", "--task-file", str(tmp_path / "t.jsonl"), "--editor", "identity", "--agents", "one-shot",
-            "--group-size", "1", "--out", str(tmp_path / "r"), "--no-progress"]
+    base = ["run", "--task_file", str(tmp_path / "t.jsonl"), "--editor", "identity", "--agents", "one-shot",
+            "--group_size", "1", "--out", str(tmp_path / "r"), "--progress", "false"]
     assert mira(base + ["--size", "0"]) == 2
     assert capsys.readouterr().err.strip() == "mira run: error: height=0 (type int) must be a positive int"
     assert not (tmp_path / "r").exists()  # a failed first run leaves no half-written folder
@@ -235,7 +236,7 @@ def test_a_registered_secret_in_an_error_reaches_no_file_and_no_console(tmp_path
         assert saved["steps"][0]["editor_error"] == "RuntimeError: 401 from https://***@editor.example/v1: invalid key ***"
         # the console: one redacted error line
         assert mira(["run", "--agents", f"api:gpt@https://user:{secret}@host/v1", "--agents", "nope-" + secret,
-                     "--out", str(tmp_path / "r2"), "--no-progress"]) == 2
+                     "--out", str(tmp_path / "r2"), "--progress", "false"]) == 2
         captured = capsys.readouterr()
         assert secret not in captured.err + captured.out
         assert captured.err.count("\n") == 1 and captured.err.startswith("mira run: error: ")

@@ -65,8 +65,8 @@ def read_csv(path: Path) -> list[dict]:
 
 def test_mira_run_shows_intervals_a_no_op_row_and_oracle_progress_and_records_provenance(tmp_path, capsys):
     out = tmp_path / "r"
-    assert mira(["run", "--agents", "oracle,one-shot", "--tasks", "3", "--group-size", "2", "--out", str(out),
-                 "--no-progress"]) == 0
+    assert mira(["run", "--agents", "oracle,one-shot", "--tasks", "3", "--group_size", "2", "--out", str(out),
+                 "--progress", "false"]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("name"))
     assert lines[header].split()[:6] == ["name", "episodes", "success_rate", "mean_reward", "mean_oracle",
@@ -85,14 +85,14 @@ def test_mira_run_shows_intervals_a_no_op_row_and_oracle_progress_and_records_pr
     assert saved["provenance"]["git_commit"] == head and saved["provenance"]["mira_env_version"] == "0.1.0"
     assert saved["baseline"] is True and isinstance(saved["provenance"]["git_dirty"], bool)
     # resuming keeps the baseline's episodes; --no-baseline leaves the row out
-    assert mira(["run", "--agents", "oracle,one-shot", "--tasks", "3", "--group-size", "2", "--out", str(out),
-                 "--no-progress", "--no-baseline"]) == 0
+    assert mira(["run", "--agents", "oracle,one-shot", "--tasks", "3", "--group_size", "2", "--out", str(out),
+                 "--progress", "false", "--baseline", "false"]) == 0
     assert "no-op" not in capsys.readouterr().out
 
 
 def test_mira_eval_writes_interval_columns_and_baseline_rows(tmp_path, capsys):
     out = tmp_path / "e"
-    assert mira(["eval", "--agents", "oracle,random", "--tasks", "4", "--out", str(out), "--no-progress"]) == 0
+    assert mira(["eval", "--agents", "oracle,random", "--tasks", "4", "--out", str(out), "--progress", "false"]) == 0
     stdout = capsys.readouterr().out
     rows = read_csv(out / "metrics.csv")
     header = list(rows[0])

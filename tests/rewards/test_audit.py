@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
 
 from mira_env.rewards import audit
+from mira_env.train.cli import main as mira
 from mira_env.rewards.audit_episodes import KINDS, generate_episodes, reference_items
 from mira_env.rewards.oracle import OracleReward
 from tests.rewards.conftest import make_item, noise_image
@@ -51,21 +51,18 @@ def test_correlations_sign_and_undefined():
     assert audit.correlations([1, 1, 1, 1], [1, 2, 3, 4])["note"] == "constant values: correlation undefined"
 
 
-def test_audit_cli_writes_report_on_tiny_models(tmp_path, tiny_clip, lpips_home, monkeypatch):
-    """``mira audit-rewards --tiny`` end to end: CLIP and LPIPS from the session's tiny builds, no judge."""
-    monkeypatch.setattr(audit, "apply_tiny", lambda config, cache: {
-        **config, "clip": {"model_name": tiny_clip[0], "pretrained": tiny_clip[1]},
-        "lpips": {"net": "squeeze", "torch_home": lpips_home}})
-    parser = argparse.ArgumentParser()
-    audit.add_arguments(parser)
+def test_audit_cli_writes_report_on_tiny_models(tmp_path, tiny_clip, lpips_home, capsys):
+    """``mira audit-rewards`` end to end on the session's tiny CLIP and LPIPS builds (given as real model flags), no
+    judge."""
     out = tmp_path / "report"
-    args = parser.parse_args(["--tiny", "--episodes", "12", "--noise-levels", "0,0.5", "--resolution", "48",
-                              "--out", str(out), "--device", "cpu", "--no-progress", "--batch-size", "8"])
-    args.judge_model = None
-    monkeypatch.setattr(audit, "default_config", _no_judge(audit.default_config))
-    assert audit.main(args) == 0
+    assert mira(["audit-rewards", "--clip_model", tiny_clip[0], "--clip_pretrained", tiny_clip[1], "--lpips_net",
+                 "squeeze", "--lpips_torch_home", str(lpips_home), "--episodes", "12", "--noise_levels", "0", "0.5",
+                 "--resolution", "48", "--out", str(out), "--device", "cpu", "--progress", "false",
+                 "--batch_size", "8"]) == 0
+    assert capsys.readouterr().err == ""
     results = json.loads((out / "results.json").read_text())
-    assert results["num_episodes"] == 12 and len(results["episodes"]) == 12
+    assert results["num_episodes"] == 12 and len(results["episodes"]) == 12 and results["noise_levels"] == [0.0, 0.5]
+    assert "judge_overall" not in results["correlations"]  # no judge configured: no judge terms
     for name in ("clip_t", "clip_dir", "clip_i", "lpips", "l1", "l2", "step_cost", "composite"):
         assert (out / f"scatter_{name}.png").stat().st_size > 1000
         assert results["correlations"][name]["n"] == 12
@@ -78,18 +75,7 @@ def test_audit_cli_writes_report_on_tiny_models(tmp_path, tiny_clip, lpips_home,
     assert "| reward | weight | aligned Spearman" in report and "![composite](scatter_composite.png)" in report
 
 
-def _no_judge(original):
-    def build(args):
-        args.tiny_judge = False
-        config = original(args)
-        config["terms"] = [t for t in config["terms"] if not t["name"].startswith("judge_")]
-        return config
-    return build
-
-
-def test_audit_rejects_unknown_kind(tmp_path):
-    parser = argparse.ArgumentParser()
-    audit.add_arguments(parser)
-    args = parser.parse_args(["--kinds", "oracle,teleport", "--episodes", "2", "--out", str(tmp_path),
-                              "--no-progress", "--clip-pretrained", ""])
-    assert audit.main(args) == 2
+def test_audit_rejects_unknown_kind(tmp_path, capsys):
+    assert mira(["audit-rewards", "--kinds", "oracle,teleport", "--episodes", "2", "--out", str(tmp_path),
+                 "--progress", "false", "--clip_pretrained", ""]) == 2
+    assert "teleport" in capsys.readouterr().err

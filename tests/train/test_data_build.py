@@ -23,7 +23,7 @@ def test_magicbrush_fixture_to_records_that_sft_trains_on(tmp_path):
     sessions = fx.magicbrush_turn_rows_file(tmp_path / "mb")
     out = tmp_path / "records"
     assert main(["data", "build", "--sessions", str(sessions), "--out", str(out), "--orders", "ordered,shuffled",
-                 "--no-progress"]) == 0
+                 "--progress", "false"]) == 0
     records = read_records(out)
     assert len(records) == 4
     lines = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
@@ -63,8 +63,8 @@ def _sessions_with_candidates(tmp_path):
 def test_candidates_are_ranked_with_a_reward_and_the_top_k_kept(tmp_path):
     path = _sessions_with_candidates(tmp_path)
     out = tmp_path / "ranked"
-    assert main(["data", "build", "--sessions", str(path), "--out", str(out), "--reward", "l1:-1", "--top-k", "2",
-                 "--no-progress"]) == 0
+    assert main(["data", "build", "--sessions", str(path), "--out", str(out), "--reward", "l1:-1", "--top_k", "2",
+                 "--progress", "false"]) == 0
     records = read_records(out)
     assert [r.metadata["candidate"] for r in records] == ["faithful", records[1].metadata["candidate"]]
     assert [r.metadata["rank"] for r in records] == [1, 2]
@@ -79,7 +79,7 @@ def test_candidates_are_ranked_with_a_reward_and_the_top_k_kept(tmp_path):
 def test_without_a_reward_only_the_reference_is_kept(tmp_path):
     out = tmp_path / "plain"
     assert main(["data", "build", "--sessions", str(_sessions_with_candidates(tmp_path)), "--out", str(out),
-                 "--no-progress"]) == 0
+                 "--progress", "false"]) == 0
     (record,) = read_records(out)
     assert record.metadata["candidate"] == "reference" and record.metadata["score"] is None
     assert json.loads((out / "build_summary.json").read_text())["candidates_dropped"] == {
@@ -91,18 +91,18 @@ def test_leaking_sessions_are_dropped_against_a_benchmark_copy(tmp_path, capsys)
     release = fx.write_magicbrush_release(tmp_path / "release")
     out = tmp_path / "out"
     assert main(["data", "build", "--sessions", str(sessions), "--out", str(out), "--eval", f"magicbrush={release}",
-                 "--no-progress"]) == 0
+                 "--progress", "false"]) == 0
     summary = json.loads((out / "build_summary.json").read_text())
     assert summary["sessions_dropped"] == {"leak": 2} and summary["records_written"] == 0
     assert main(["data", "build", "--sessions", str(sessions), "--out", str(tmp_path / "strict"), "--eval",
-                 f"magicbrush={release}", "--on-leak", "error", "--no-progress"]) == 2
+                 f"magicbrush={release}", "--on_leak", "error", "--progress", "false"]) == 2
     assert "leaks into the evaluation set" in capsys.readouterr().err
 
 
 def test_bad_flags_fail_with_the_reason(tmp_path, capsys):
     sessions = fx.magicbrush_turn_rows_file(tmp_path / "mb")
     assert main(["data", "build", "--sessions", str(sessions), "--out", str(tmp_path / "o"), "--eval", "magicbrush",
-                 "--no-progress"]) == 2
+                 "--progress", "false"]) == 2
     assert "--eval 'magicbrush': expected NAME=PATH" in capsys.readouterr().err
     assert main(["data", "build", "--sessions", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o2")]) == 2
     assert "nope.jsonl' does not exist" in capsys.readouterr().err
@@ -134,7 +134,7 @@ def test_candidates_are_ranked_by_a_judge_composite(tmp_path):
                           "api_key_env: null, max_retries: 0}\n")
         out = tmp_path / "out"
         assert main(["data", "build", "--sessions", str(folder / "sessions.jsonl"), "--out", str(out), "--reward",
-                     str(reward), "--no-progress"]) == 0
+                     str(reward), "--progress", "false"]) == 0
     (record,) = read_records(out)
     assert record.metadata["candidate"] == "bright" and record.metadata["reward"] == "reward:judge.yaml"
     assert record.metadata["score"] == pytest.approx(round(240 / 25.5, 2))  # overall = sqrt(SC * PQ), SC = PQ here

@@ -1,4 +1,3 @@
-import argparse
 import json
 
 import pytest
@@ -10,11 +9,10 @@ from mira_env.tasks import load_hf_dataset, load_jsonl
 
 
 def run_cli(tmp_path, *extra):
-    parser = argparse.ArgumentParser()
-    export.add_arguments(parser)
-    args = parser.parse_args(["--out", str(tmp_path / "out"), "--num-tasks", "4", "--resolution", "48",
-                              "--no-progress", *extra])
-    return export.main(args)
+    from mira_env.train.cli import main
+
+    return main(["export", "--out", str(tmp_path / "out"), "--num_tasks", "4", "--resolution", "48",
+                 "--progress", "false", *extra])
 
 
 def test_export_round_trip(tmp_path):
@@ -49,7 +47,7 @@ def test_exported_tasks_play_again(tmp_path):
 
 def test_export_hf_dataset(tmp_path):
     pytest.importorskip("datasets")
-    assert run_cli(tmp_path, "--hf-out", str(tmp_path / "hf")) == 0
+    assert run_cli(tmp_path, "--hf_out", str(tmp_path / "hf")) == 0
     tasks = load_hf_dataset(tmp_path / "hf")
     records = read_records(tmp_path / "out")
     assert [t.instruction for t in tasks] == [r.complex_instruction for r in records]

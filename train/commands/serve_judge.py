@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 
-from mira_env.train.config import add_dataclass_arguments, resolve_config
+from mira_env.train.config import add_command_arguments, resolve_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from mira_env.rewards.judge.service import JudgeServeConfig
 
-    parser.add_argument("--config", default=None, help="YAML file of settings (the command line wins)")
-    add_dataclass_arguments(parser, JudgeServeConfig, "judge service")
+    add_command_arguments(parser, [(JudgeServeConfig, "judge service")])
 
 
 def main(args: argparse.Namespace) -> int:
