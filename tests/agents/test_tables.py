@@ -44,9 +44,10 @@ def test_mean_interval_is_student_t_and_needs_two_values():
 
 
 def test_summary_rows_carry_intervals_and_the_table_shows_them():
-    records = [{"agent": "a", "success": s, "final_reward": r, "return": r, "num_steps": 1, "num_edits": 0,
-                "final_components": {"oracle": r, "success": float(s)}, "steps": []}
-               for s, r in ((True, 1.0), (False, 0.5), (True, 0.75), (True, 1.0))]
+    records = [{"agent": "a", "task_id": "t", "group_index": 0, "member_index": i, "success": s, "final_reward": r,
+                "return": r, "num_steps": 1, "num_edits": 0, "final_components": {"oracle": r, "success": float(s)},
+                "steps": []}
+               for i, (s, r) in enumerate(((True, 1.0), (False, 0.5), (True, 0.75), (True, 1.0)))]
     (row,) = summarize(records)
     assert row["success_rate"] == 0.75 and row["success_rate_ci95"] == pytest.approx(wilson_by_hand(3, 4))
     assert row["mean_oracle_ci95"] == pytest.approx(mean_interval([1.0, 0.5, 0.75, 1.0]))
