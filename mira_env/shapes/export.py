@@ -92,21 +92,3 @@ def save_hf_dataset(records_folder: str | Path, out: str | Path) -> Path:
     dataset.save_to_disk(str(out))
     return Path(out)
 
-
-def load_shapes_tasks(path: str | Path) -> list[Task]:
-    """Exported records back as playable shapes-world tasks: each source image gets its scene again
-    (``image.info[STATE_KEY]``, which PNG files do not keep), so :class:`ShapesEditor` can edit it."""
-    from mira_env.records import read_records
-
-    tasks = []
-    for record in read_records(path):
-        scene = record.metadata.get("scene")
-        if not isinstance(scene, dict):
-            raise TaskError(f"record {record.id!r} has no shapes scene in its metadata; not a shapes export")
-        image = record.load_source()
-        image.info[STATE_KEY] = scene
-        task = record.to_task()
-        tasks.append(Task(id=task.id, instruction=task.instruction, image=image, target_path=task.target_path,
-                          root=task.root, atomic_instructions=task.atomic_instructions, variants=task.variants,
-                          metadata=task.metadata))
-    return tasks
