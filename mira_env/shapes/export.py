@@ -91,4 +91,3 @@ def save_hf_dataset(records_folder: str | Path, out: str | Path) -> Path:
     dataset = datasets.Dataset.from_list(list(rows()), features=features)
     dataset.save_to_disk(str(out))
     return Path(out)
-
