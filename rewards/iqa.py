@@ -35,6 +35,8 @@ from typing import Any, Sequence
 
 from mira_env.reward_api import RewardInput
 
+from mira_env.validate import check_int
+
 from mira_env.rewards.base import RewardTerm
 from mira_env.rewards.devices import ModelCache, resolve_device, torch_home as weights_in
 from mira_env.rewards.errors import RewardConfigError, describe, missing_extra
@@ -86,8 +88,7 @@ class PyiqaQuality(RewardTerm):
             raise RewardConfigError(f"metric={describe(metric)} must be a pyiqa metric name such as 'arniqa'")
         if pretrained_model_path is not None and not Path(pretrained_model_path).is_file():
             raise RewardConfigError(f"pretrained_model_path={pretrained_model_path!r} is not a file")
-        if max_side is not None and (not isinstance(max_side, int) or max_side < 8):
-            raise RewardConfigError(f"max_side={describe(max_side)} must be None or an int >= 8")
+        check_int("max_side", max_side, minimum=8, allow_none=True, error=RewardConfigError)
         self.metric = metric
         self.name = name or metric
         self.device = device

@@ -44,7 +44,7 @@ def test_argument_checks(tmp_path):
 
     with pytest.raises(RewardConfigError, match=r"pretrained_model_path='.*nope.pth' is not a file"):
         PyiqaQuality("topiq_nr", pretrained_model_path=str(tmp_path / "nope.pth"))
-    with pytest.raises(RewardConfigError, match=r"max_side=4 \(type int\) must be None or an int >= 8"):
+    with pytest.raises(RewardConfigError, match=r"max_side=4 \(type int\) must be an int >= 8 or None"):
         PyiqaQuality("arniqa", max_side=4)
 
 
