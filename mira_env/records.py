@@ -33,7 +33,6 @@ from mira_env.errors import TaskError, describe
 from mira_env.jsonl import iter_jsonl
 from mira_env.runs import inside, save_image, slug
 from mira_env.tasks.images import load_image
-from mira_env.tasks.task import Task
 
 RECORDS_FILE = "records.jsonl"
 
@@ -93,14 +92,6 @@ class EditingRecord:
 
     def load_target(self) -> Image.Image | None:
         return self._load(self.target_image, self.target_path, "target_image")
-
-    def to_task(self) -> Task:
-        """The record as a :class:`Task` (source, complex instruction, atomic reference, target)."""
-        return Task(id=self.id, instruction=self.complex_instruction, image=self.source_image,
-                    image_path=self.source_path, root=self.root, target_image=self.target_image,
-                    target_path=self.target_path,
-                    atomic_instructions=tuple(step.instruction for step in self.trajectory),
-                    variants=tuple(self.variants), metadata=dict(self.metadata))
 
 
 def _save(image: Image.Image, folder: Path, relative: str) -> str:

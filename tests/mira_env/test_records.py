@@ -9,6 +9,7 @@ import pytest
 
 from mira_env import TaskError
 from mira_env.records import EditingRecord, TrajectoryStep, read_records, write_records
+from mira_env.tasks import load_jsonl
 from tests.mira_env.helpers import gradient_image
 
 
@@ -24,8 +25,8 @@ def test_round_trip_keeps_every_image(tmp_path):
     assert np.array_equal(np.asarray(loaded.load_step_image(1)), np.asarray(steps[1].image))
     assert np.array_equal(np.asarray(loaded.load_final()), np.asarray(steps[1].image))
     assert np.array_equal(np.asarray(loaded.load_target()), np.asarray(gradient_image(offset=30)))
-    task = loaded.to_task()
-    assert task.atomic_instructions == ("add a hat", "make it red")
+    (task,) = load_jsonl(path)  # the records file is a task file too
+    assert task.atomic_instructions == ("add a hat", "make it red") and task.instruction == "add a red hat"
     assert task.load_source().size == (48, 40)
 
 
