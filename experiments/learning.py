@@ -11,7 +11,7 @@ Thin glue over the public pieces, top to bottom:
    success bonus as the reward, once with the episode advantage and once with turn-level credit
    (``--advantage turn``, :mod:`mira_env.train.credit`), the reward-hacking monitor (:mod:`mira_env.train.monitor`) as a callback;
 5. every stage (and the scripted oracle, replanning and open loop) plays the SAME held-out test-split tasks with the
-   SAME editor seeds through the rollout engine (:func:`mira_env.train.monitor.play_episodes`); paired McNemar tests.
+   SAME editor seeds through the rollout engine (:func:`mira_env.agents.play.play_episodes`); paired McNemar tests.
 
     python experiments/learning.py --out runs/learning            # the full run (scripts/learning_result.sh)
     python experiments/learning.py --out /tmp/l --smoke           # minutes-long plumbing check
@@ -218,15 +218,15 @@ def mcnemar(first: Sequence[bool], second: Sequence[bool]) -> dict:
     return mcnemar_test(first, second)
 
 
-def summarize(name: str, records: Sequence[dict], stats: Any = None) -> dict:
+def summarize(name: str, records: Sequence[Any], stats: Any = None) -> dict:
     """Success (Wilson 95%), mean oracle score and edits of one stage's episode records."""
     n = len(records)
-    wins = sum(bool(r.get("success")) for r in records)
-    oracle = [float((r.get("final_components") or {}).get("oracle") or 0.0) for r in records]
+    wins = sum(bool(r.success) for r in records)
+    oracle = [float((r.final_components or {}).get("oracle") or 0.0) for r in records]
     low, high = wilson(wins, n)
     out = {"policy": name, "n": n, "successes": wins, "success_rate": wins / n if n else 0.0, "wilson95": [low, high],
            "mean_oracle_score": sum(oracle) / max(n, 1),
-           "mean_edits": sum(int(r.get("num_edits") or 0) for r in records) / max(n, 1)}
+           "mean_edits": sum(int(r.num_edits or 0) for r in records) / max(n, 1)}
     if stats is not None:
         out["monitor"] = stats.to_dict()
     return out
@@ -267,12 +267,13 @@ def _callbacks():
 
         def point(self, step, model, processor):
             from mira_env.agents.episode_stats import episode_stats
-            from mira_env.train.monitor import play_episodes
+            from mira_env.agents.play import play_episodes
 
-            records, folder = play_episodes(model, processor, self.env, list(range(self.tasks)), seed=self.seed)
+            records, folder = play_episodes(self.env, task_indices=list(range(self.tasks)), model=model,
+                                            processor=processor, seed=self.seed)
             stats = episode_stats(records, folder)
             self.points.append({"step": int(step), **stats.to_dict(),
-                                "example": [s.get("raw_output") for s in records[0]["steps"]]})
+                                "example": [s.raw_output for s in records[0].steps]})
             print("SFT curve", json.dumps(self.points[-1]), flush=True)
 
     return TimeBudget, HeldOutCurve
@@ -287,7 +288,8 @@ def run(cfg: LearningConfig) -> dict:
     from mira_env.shapes import make_shapes_env
     from mira_env.train.data import build_sft_samples
     from mira_env.train.grpo import build_dataset, resolve as grpo_resolve, train_grpo
-    from mira_env.train.monitor import AlarmConfig, RewardHackingMonitor, play_episodes
+    from mira_env.agents.play import play_episodes
+    from mira_env.train.monitor import AlarmConfig, RewardHackingMonitor
     from mira_env.train.sft import resolve as sft_resolve, train_sft
 
     out = Path(cfg.out)
@@ -312,12 +314,12 @@ def run(cfg: LearningConfig) -> dict:
         if agent is None:
             processor = AutoProcessor.from_pretrained(path)
             model = AutoModelForImageTextToText.from_pretrained(path).eval()
-        records, folder = play_episodes(model, processor, eval_env, list(range(cfg.eval_tasks)), seed=eval_seed,
-                                        run_dir=out / "eval" / name, name=name, agent=agent)
+        records, folder = play_episodes(eval_env, agent, list(range(cfg.eval_tasks)), model=model, processor=processor,
+                                        seed=eval_seed, run_dir=out / "eval" / name, name=name)
         summary = summarize(name, records, episode_stats(records, folder))
         summary["eval_seconds"] = time.time() - t
-        summary["examples"] = [[s.get("raw_output") or s.get("action") for s in r["steps"]] for r in records[:3]]
-        successes[name] = [bool(r.get("success")) for r in records]
+        summary["examples"] = [[s.raw_output or s.action for s in r.steps] for r in records[:3]]
+        successes[name] = [bool(r.success) for r in records]
         results["stages"].append(summary)
         print(json.dumps({k: v for k, v in summary.items() if k != "monitor"}), flush=True)
         save()

@@ -40,17 +40,16 @@ def test_mcnemar_is_the_exact_binomial_test_on_discordant_tasks():
 def test_summarize_reads_rollout_records(tmp_path):
     from mira_env.agents.baselines import ScriptedOracleAgent
     from mira_env.shapes import make_shapes_env
-    from mira_env.train.monitor import play_episodes
+    from mira_env.agents.play import play_episodes
 
     env = make_shapes_env(split="test", num_tasks=6, difficulty=1, resolution=56, max_steps=3, reward="oracle")
-    records, _ = play_episodes(None, None, env, list(range(6)), seed=7, run_dir=tmp_path, agent=ScriptedOracleAgent())
+    records, _ = play_episodes(env, ScriptedOracleAgent(), list(range(6)), seed=7, run_dir=tmp_path)
     summary = summarize("oracle", records)
     assert summary["n"] == 6 and summary["successes"] == 6 and summary["mean_edits"] == 2.0
     assert summary["mean_oracle_score"] == pytest.approx(1.0)
     noisy = make_shapes_env(split="test", num_tasks=6, difficulty=1, resolution=56, max_steps=3, reward="oracle",
                             noise={"ignore": 0.6})
-    records, _ = play_episodes(None, None, noisy, list(range(6)), seed=7, run_dir=tmp_path / "n",
-                               agent=ScriptedOracleAgent(replan=False))
+    records, _ = play_episodes(noisy, ScriptedOracleAgent(replan=False), list(range(6)), seed=7, run_dir=tmp_path / "n")
     assert summarize("open", records)["successes"] < 6  # ignored edits cost the open-loop oracle
 
 
