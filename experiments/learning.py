@@ -236,8 +236,8 @@ def export_records(out: Path, split: str, num_tasks: int, difficulty: int, resol
     """``mira export`` of ``num_tasks`` tasks with their oracle trajectories (skipped when already there)."""
     if not (out / "records.jsonl").is_file():
         subprocess.run([sys.executable, "-m", "mira_env.train.cli", "export", "--out", str(out), "--split", split,
-                        "--num-tasks", str(num_tasks), "--difficulty", str(difficulty), "--resolution",
-                        str(resolution), "--seed", str(seed), "--no-progress"], check=True)
+                        "--num_tasks", str(num_tasks), "--difficulty", str(difficulty), "--resolution",
+                        str(resolution), "--seed", str(seed), "--progress", "false"], check=True)
     return out
 
 
