@@ -193,6 +193,37 @@ def finish_episode(tool_env: EditingToolEnv, final_text: str) -> RewardOutput:
     return tool_env._finish(final_text)  # noqa: SLF001
 
 
+def finish_episodes(tool_envs: Sequence[EditingToolEnv], final_texts: Sequence[str]) -> list[RewardOutput]:
+    """:func:`finish_episode` for a whole generation batch, with the closing steps' rewards batched.
+
+    The ``<STOP>`` steps of every rollout that shares a reward function are scored in ONE ``reward.score`` call
+    (:func:`mira_env.steps.step_many`); the others close exactly as :func:`finish_episode` closes them. The
+    results equal calling :func:`finish_episode` on each rollout.
+    """
+    from mira_env.steps import step_many
+
+    if len(tool_envs) != len(final_texts):
+        raise ValueError(f"finish_episodes got {len(tool_envs)} rollouts and {len(final_texts)} answers")
+    stopping = []
+    for tool_env, text in zip(tool_envs, final_texts):
+        env = tool_env.env
+        if tool_env.finished or env is None or env.done:
+            continue
+        parsed = parse_action(text or "", env.config.max_instruction_length)
+        if parsed.ok and parsed.action == STOP:
+            stopping.append((tool_env, text))
+    if stopping:
+        results = step_many([t.env for t, _ in stopping], [STOP] * len(stopping))
+        for (tool_env, text), result in zip(stopping, results):
+            info = result[4]
+            tool_env.finished = tool_env.stopped = True
+            tool_env.final_text = text
+            tool_env._last_info = info  # noqa: SLF001
+            tool_env.result = RewardOutput(info.get("reward_total"), info.get("reward_components") or {},
+                                           info.get("reward_errors") or {})
+    return [tool_env._finish(text) for tool_env, text in zip(tool_envs, final_texts)]  # noqa: SLF001
+
+
 def env_factory(base: EditEnv):
     """A TRL ``environment_factory``: each call builds an :class:`EditingToolEnv` on its own ``EditEnv``
     that shares ``base``'s editor, tasks, reward function and config (:meth:`EditEnv.clone`)."""

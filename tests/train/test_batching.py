@@ -141,3 +141,27 @@ def test_step_rewards_are_scored_in_one_call_per_tool_iteration(sft_run, tmp_pat
     assert sum(len(c) for c in tool_calls) == sum(edits)
     # every edit step carries the score of its own state
     assert all(step["reward_total"] is not None for e in trainer.environments for step in e.steps)
+
+
+def test_finish_episodes_scores_the_closing_stops_in_one_call_like_finish_episode():
+    from mira_env.train.tools import EditingToolEnv, finish_episode, finish_episodes
+
+    def rollouts(reward):
+        envs = []
+        for k in range(4):
+            tool = EditingToolEnv(EditEnv(editor=CountingEditor(), tasks=make_tasks(2), reward=reward, max_steps=2,
+                                          height=48, width=48))
+            tool.reset(task_id="task-0", editor_seed=5)
+            if k % 2:
+                tool.edit("paint it red")
+            envs.append(tool)
+        return envs
+
+    texts = ["<STOP>", "<STOP>", "not an answer", "<edit>paint it blue</edit>"]
+    batched_reward, single_reward = CountingStepReward(), CountingStepReward()
+    batched = finish_episodes(rollouts(batched_reward), texts)
+    single = [finish_episode(tool, text) for tool, text in zip(rollouts(single_reward), texts)]
+    assert [o.total for o in batched] == [o.total for o in single]
+    assert [o.components for o in batched] == [o.components for o in single]
+    assert [len(c) for c in batched_reward.calls] == [2, 1, 1]  # both <STOP>s in one call, then the others
+    assert [len(c) for c in single_reward.calls] == [1, 1, 1, 1]
