@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from mira_env.errors import ConfigError, describe
+from mira_env.validate import check_float, check_int
 
 ADVANTAGES = ("episode", "turn")
 
@@ -50,9 +51,7 @@ class TurnCreditConfig:
 
     def __post_init__(self) -> None:
         for name in ("turn_weight", "eps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"TurnCreditConfig.{name}={describe(value)} must be a finite number >= 0")
+            check_float(f"TurnCreditConfig.{name}", getattr(self, name), minimum=0)
         if self.eps <= 0:
             raise ConfigError(f"TurnCreditConfig.eps={self.eps} must be > 0 (it keeps a constant turn finite)")
 
@@ -103,8 +102,7 @@ def turn_rewards(step_scores: Sequence[float | None], final_reward: float | None
 def group_turn_advantages(rewards: Sequence[Sequence[float]], group_size: int, eps: float = 1e-4) -> list[list[float]]:
     """Group-normalised turn rewards: rollouts ``[g * group_size, (g + 1) * group_size)`` form group ``g``; turn
     ``t`` is normalised over the members that have it (a lone member gets 0)."""
-    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
-        raise ConfigError(f"group_size={describe(group_size)} must be a positive int")
+    check_int("group_size", group_size)
     if len(rewards) % group_size:
         raise ConfigError(f"{len(rewards)} rollouts do not split into groups of {group_size}")
     out = [[0.0] * len(r) for r in rewards]

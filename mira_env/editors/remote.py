@@ -88,13 +88,11 @@ class RemoteEditor:
         from mira_env.editors.state import IMAGE_ENCODINGS
         from mira_env.http import HTTPClient
         from mira_env.serve.protocol import minor
+        from mira_env.validate import check_int
 
         self.urls = parse_urls(url)
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ConfigError(f"RemoteEditor concurrency={describe(concurrency)} must be a positive int")
-        if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
-                                       or chunk_size < 1):
-            raise ConfigError(f"RemoteEditor chunk_size={describe(chunk_size)} must be a positive int or None")
+        check_int("RemoteEditor concurrency", concurrency)
+        check_int("RemoteEditor chunk_size", chunk_size, allow_none=True)
         if settings is not None and not isinstance(settings, dict):
             raise ConfigError(f"RemoteEditor settings={describe(settings)} must be a dict")
         if image_encoding not in IMAGE_ENCODINGS:

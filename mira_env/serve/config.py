@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from mira_env.errors import ConfigError, describe
 from mira_env.serve.protocol import Limits
+from mira_env.validate import check_float, check_int, check_ints
 
 BACKENDS = ("ray", "threaded")
 
@@ -49,22 +50,14 @@ class ServiceConfig:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend={describe(self.backend)} is not one of {list(BACKENDS)}")
-        for name in ("replicas", "max_batch", "max_ongoing_requests"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}={describe(value)} must be a positive int")
+        check_ints(self, ("replicas", "max_batch", "max_ongoing_requests"))
         for name in ("gpus_per_replica", "batch_wait_ms"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ConfigError(f"{name}={describe(value)} must be a number >= 0")
+            check_float(name, getattr(self, name), minimum=0)
         for name in ("cpus_per_replica", "max_request_mb"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ConfigError(f"{name}={describe(value)} must be a number > 0")
+            check_float(name, getattr(self, name), above=0)
         if not isinstance(self.route_prefix, str) or not self.route_prefix.startswith("/"):
             raise ConfigError(f"route_prefix={describe(self.route_prefix)} must start with '/' (e.g. '/' or '/judge')")
-        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
-            raise ConfigError(f"port={describe(self.port)} must be an int in [0, 65535]")
+        check_int("port", self.port, minimum=0, maximum=65535)
         if self.port == 0 and self.backend == "ray":
             raise ConfigError("port=0 (any free port) works with backend='threaded' only; give Ray a port")
         try:
@@ -115,10 +108,7 @@ class ServeConfig(ServiceConfig):
                               "should load")
         if not isinstance(self.editor_kwargs, dict):
             raise ConfigError(f"editor_kwargs={describe(self.editor_kwargs)} must be a JSON object")
-        for name in ("max_items", "max_pixels"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}={describe(value)} must be a positive int")
+        check_ints(self, ("max_items", "max_pixels"))
 
     @property
     def limits(self) -> Limits:
