@@ -22,8 +22,9 @@
 
 (b) Service overhead per request: the same identity editor in process vs through the service (one
     photo-like image per request, encoded both ways, HTTP, Ray Serve proxy and batching), at 512^2 and
-    1024^2 (64^2 isolates the per-request cost of HTTP + Serve), for the raw and the PNG image encodings;
-    reported in ms and as a share of a 2 s edit (target < 5%) and of a 17.8 s Qwen-Image-Edit edit.
+    1024^2 (64^2 isolates the per-request cost of HTTP + Serve), for the JSON body (base64 images, API 1.1)
+    and the binary body (API 1.2), each with raw RGB and PNG images; reported in ms and as a share of a 2 s
+    edit (target < 5%) and of a 17.8 s Qwen-Image-Edit edit.
 
     python bench/bench_editor_service.py [--scale 0.005] [--prompts 8] [--group 8] [--turns 3] \
         [--replicas 1,2,4] [--out docs/results/bench_editor_service.json]
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import time
@@ -88,19 +90,34 @@ def step_workload(prompts: int, group: int, turns: int, distinct_first: int, siz
     return work
 
 
-def run_step(editor, work, mode: str) -> float:
-    """Editor wall time of one step in ``mode`` (sequential / batched / dedup)."""
+def run_step(editor, work, mode: str) -> tuple[float, list[float]]:
+    """Editor wall time of one step in ``mode`` (sequential / batched / dedup): total and per turn."""
     from mira_env.editors.cache import DedupEditor
 
     runner = DedupEditor(editor) if mode == "dedup" else editor
-    start = time.perf_counter()
+    turns = []
     for items in work:
+        start = time.perf_counter()
         if mode == "sequential":
             for image, text, seed in items:
                 runner.edit([image], [text], [seed])
         else:
             runner.edit([i for i, _, _ in items], [t for _, t, _ in items], [s for _, _, s in items])
-    return time.perf_counter() - start
+        turns.append(time.perf_counter() - start)
+    return sum(turns), turns
+
+
+def ideal_step_s(work, mode: str, replicas: int, max_batch: int, a_s: float, b_s: float) -> float:
+    """The latency model's own time for a step with perfect balance and no service cost: per turn, each replica
+    runs ceil(items / R) of the turn's (distinct, for dedup) edits in ceil(n / max_batch) calls."""
+    from mira_env.editors.cache import edit_key
+
+    total = 0.0
+    for items in work:
+        count = len({edit_key(i, t, s) for i, t, s in items}) if mode == "dedup" else len(items)
+        per_replica = math.ceil(count / replicas)
+        total += a_s * math.ceil(per_replica / max_batch) + b_s * per_replica
+    return total
 
 
 def photo_like(size: int) -> Image.Image:
@@ -111,16 +128,22 @@ def photo_like(size: int) -> Image.Image:
     return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
 
 
+#: (b)'s client settings: body format (JSON with base64 images = API <= 1.1; binary = 1.2) x image encoding
+OVERHEAD_MODES = {"json_raw": ("json", "raw"), "json_png": ("json", "png"), "binary_raw": ("binary", "raw"),
+                  "binary_png": ("binary", "png")}
+
+
 def measure_overhead(url: str, sizes=(64, 512, 1024), repeats: int = 15) -> dict:
     from mira_env.editors import IdentityEditor
     from mira_env.editors.remote import RemoteEditor
 
     local = IdentityEditor()
-    remotes = {encoding: RemoteEditor(url, concurrency=1, image_encoding=encoding) for encoding in ("raw", "png")}
+    remotes = {name: RemoteEditor(url, concurrency=1, body_format=body, image_encoding=encoding)
+               for name, (body, encoding) in OVERHEAD_MODES.items()}
     out = {}
     for size in sizes:
         image = photo_like(size)
-        timings: dict[str, list[float]] = {"in_process": [], "raw": [], "png": []}
+        timings: dict[str, list[float]] = {"in_process": [], **{name: [] for name in remotes}}
         for _ in range(repeats):
             for name, editor in (("in_process", local), *remotes.items()):
                 start = time.perf_counter()
@@ -128,10 +151,10 @@ def measure_overhead(url: str, sizes=(64, 512, 1024), repeats: int = 15) -> dict
                 timings[name].append(time.perf_counter() - start)
         local_s = statistics.median(timings["in_process"])
         row = {"in_process_ms": 1000 * local_s}
-        for encoding in ("raw", "png"):
-            overhead = statistics.median(timings[encoding]) - local_s
-            row[encoding] = {"service_ms": 1000 * statistics.median(timings[encoding]), "overhead_ms": 1000 * overhead,
-                             "share_of_2s_edit": overhead / 2.0, "share_of_17.8s_edit": overhead / QWEN_EDIT_S}
+        for name in remotes:
+            overhead = statistics.median(timings[name]) - local_s
+            row[name] = {"service_ms": 1000 * statistics.median(timings[name]), "overhead_ms": 1000 * overhead,
+                         "share_of_2s_edit": overhead / 2.0, "share_of_17.8s_edit": overhead / QWEN_EDIT_S}
         out[f"{size}x{size}"] = row
     return out
 
@@ -201,7 +224,13 @@ def main() -> int:
             for mode in ("sequential", "batched", "dedup"):
                 if mode == "sequential" and count > 1:
                     continue  # a sequential client keeps one replica busy at a time: R does not change it
-                row[f"{mode}_s"] = run_step(editor, work, mode)
+                row[f"{mode}_s"], row[f"{mode}_turns_s"] = run_step(editor, work, mode)
+                if mode != "sequential":
+                    ideal = ideal_step_s(work, mode, count, args.max_batch, A_PER_CALL * args.scale,
+                                         B_PER_IMAGE * args.scale)
+                    row[f"{mode}_ideal_s"] = ideal
+                    # what the service adds per tool iteration beyond the model's own time (HTTP, Serve, imbalance)
+                    row[f"{mode}_overhead_per_turn_s"] = (row[f"{mode}_s"] - ideal) / len(work)
             results["replicas"][str(count)] = row
             print(f"R={count}: {row}", flush=True)
         sequential = results["replicas"][str(replicas[0])]["sequential_s"]
@@ -212,12 +241,20 @@ def main() -> int:
             row["speedup_batched_dedup"] = sequential / row["dedup_s"]
             row["scaling_efficiency_batched"] = one["batched_s"] / row["batched_s"] / (count / replicas[0])
             row["scaling_efficiency_dedup"] = one["dedup_s"] / row["dedup_s"] / (count / replicas[0])
+            for mode in ("batched", "dedup"):  # the same ratio for the ideal times: the workload's own limit
+                row[f"ideal_scaling_efficiency_{mode}"] = (one[f"{mode}_ideal_s"] / row[f"{mode}_ideal_s"]
+                                                           / (count / replicas[0]))
         # (b) overhead: an identity editor, one replica
         config = ServeConfig(**{**base.__dict__, "editor": "identity", "editor_kwargs": {}, "replicas": 1})
         serve.run(editor_app(config), name=config.app_name, route_prefix="/")
         wait_running(serve, config.app_name)
         wait_until_healthy(running.url)
         results["overhead"] = measure_overhead(running.url)
+        # the same through the threaded backend (one process, no Serve proxy between the client and the editor)
+        from mira_env.serve import start_editor_service
+
+        with start_editor_service(ServeConfig(editor="identity", backend="threaded", port=0)) as threaded:
+            results["overhead_threaded_backend"] = measure_overhead(threaded.url)
     finally:
         if running is not None:
             running.stop()

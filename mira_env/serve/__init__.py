@@ -1,6 +1,7 @@
 """Editors as HTTP services: a versioned JSON API, Ray Serve replicas with dynamic batching, or one process.
 
 - :mod:`mira_env.serve.protocol`: the wire format and routes (``/healthz``, ``/info``, ``/v1/edit``);
+- :mod:`mira_env.serve.frames`: the binary body (API 1.2: a JSON header and the images' bytes, no base64);
 - :mod:`mira_env.serve.core`: :class:`EditService`, request handling shared by every backend;
 - :mod:`mira_env.serve.ray_app`: the Ray Serve deployment (``@serve.batch``, replicas, GPUs);
 - :mod:`mira_env.serve.threaded`: a single-process server without Ray;
