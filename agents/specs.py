@@ -178,7 +178,7 @@ def trained_step_budget(specs: Sequence[str]) -> int | None:
     """The edit budget the ``vlm:<folder>`` policies among ``specs`` were trained with (their ``mira_policy.json``).
 
     ``None`` when no spec names a folder with a policy record. Policies trained with different budgets cannot share
-    one evaluation's step limit: that is an error naming them and the fix (``--max-steps``).
+    one evaluation's step limit: that is an error naming them and the fix (``--max_steps``).
     """
     from mira_env.agents.prompt import read_policy_record
 
@@ -189,7 +189,7 @@ def trained_step_budget(specs: Sequence[str]) -> int | None:
             if isinstance(budget, int) and not isinstance(budget, bool):
                 budgets[spec] = budget
     if len(set(budgets.values())) > 1:
-        raise ConfigError(f"the policies were trained with different edit budgets {budgets}; pass --max-steps N to "
+        raise ConfigError(f"the policies were trained with different edit budgets {budgets}; pass --max_steps N to "
                           "evaluate them under one step limit")
     return next(iter(budgets.values()), None)
 

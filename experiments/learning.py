@@ -344,7 +344,7 @@ def run(cfg: LearningConfig) -> dict:
     sft_dir = out / "sft"
     if not (sft_dir / "model.safetensors").is_file():
         model_args, data_args, sft_config = sft_resolve({
-            "model": str(base), "records": str(export), "output_dir": str(sft_dir), "max_steps": cfg.sft_steps,
+            "model_name_or_path": str(base), "records": str(export), "output_dir": str(sft_dir), "max_steps": cfg.sft_steps,
             "per_device_train_batch_size": cfg.sft_batch, "learning_rate": cfg.sft_lr,
             "lr_scheduler_type": "constant_with_warmup", "warmup_steps": 20, "save_steps": 100_000,
             "logging_steps": 10, "seed": cfg.seed, "system_prompt": "", "sample_format": "multi_turn",
@@ -367,7 +367,7 @@ def run(cfg: LearningConfig) -> dict:
         monitor = RewardHackingMonitor(val_env, every_steps=cfg.monitor_every, num_tasks=cfg.curve_tasks,
                                        seed=cfg.seed + 11, out=out / f"monitor_{credit}.jsonl", alarm=AlarmConfig())
         model_args, env_args, grpo_config = grpo_resolve({
-            "model": str(sft_dir), "output_dir": str(out / f"grpo_{credit}"), "max_steps": cfg.grpo_steps,
+            "model_name_or_path": str(sft_dir), "output_dir": str(out / f"grpo_{credit}"), "max_steps": cfg.grpo_steps,
             "num_generations": cfg.group, "per_device_train_batch_size": cfg.grpo_batch,
             "learning_rate": cfg.grpo_lr, "beta": cfg.beta, "max_tool_calling_iterations": cfg.budget,
             "max_completion_length": 384, "temperature": 1.0, "save_steps": 100_000, "logging_steps": 1,

@@ -291,7 +291,7 @@ def attach_episode_candidates(sessions: Sequence[EditingSession], run_dir: str |
 
 
 def write_session_tasks(sessions: Sequence[EditingSession], folder: str | os.PathLike) -> Path:
-    """The sessions as a task file for ``mira run --task-file`` (to re-execute them with an editor).
+    """The sessions as a task file for ``mira run --task_file`` (to re-execute them with an editor).
 
     One task per session, ``id`` = the session id (so :func:`attach_episode_candidates` matches the
     episodes back), C = the turns merged in order, ``atomic_instructions`` = the turns, target = the

@@ -133,7 +133,7 @@ samples = [s for i in range(2) for s in record_samples(
     EditingRecord(id=f"r{i}", complex_instruction="paint it red", source_image=images[i],
                   trajectory=[TrajectoryStep("paint it red", image=images[i + 2])]), system_prompt="")]
 base = build_tiny_vlm("qwen2_5_vl", work / "qwen2_5_vl")
-model_args, data_args, config = sft_resolve({"model": str(base), "output_dir": str(work / "sft"), "max_steps": 60,
+model_args, data_args, config = sft_resolve({"model_name_or_path": str(base), "output_dir": str(work / "sft"), "max_steps": 60,
                                              "learning_rate": 1e-2, "lr_scheduler_type": "constant",
                                              "per_device_train_batch_size": 4, "bf16": ON_GPU, "use_cpu": not ON_GPU,
                                              "system_prompt": "", "save_strategy": "no"})
@@ -177,7 +177,7 @@ grpo_tasks = [mira_env.Task(id=f"g{i}", instruction="paint it red", image=images
 env = EditEnv(editor=CountingEditor(), tasks=grpo_tasks, reward=EditReward(), max_steps=2, height=64, width=64)
 dataset = build_dataset(env, num_rows=4, system_prompt="")
 model_args, env_args, config = grpo_resolve({
-    "model": str(work / "sft"), "output_dir": str(work / "grpo"), "max_steps": 1, "num_generations": 4,
+    "model_name_or_path": str(work / "sft"), "output_dir": str(work / "grpo"), "max_steps": 1, "num_generations": 4,
     "per_device_train_batch_size": 4, "max_tool_calling_iterations": 2, "max_completion_length": 64,
     "bf16": ON_GPU, "use_cpu": not ON_GPU, "tasks": "custom", "reward": "composite", "system_prompt": "", "save_strategy": "no"})
 start = time.perf_counter()

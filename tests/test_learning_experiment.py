@@ -72,3 +72,15 @@ def test_grpo_advantage_flag_chooses_the_turn_credit_trainer():
     assert env.config.reward_mode == "every_step"  # turn credit reads every step's score
     assert build_env(GRPOEnvArguments(num_tasks=2, difficulty=1, resolution=56), max_steps=3).config.reward_mode == \
         "terminal"
+
+
+def test_grpo_build_env_takes_the_editor_spec_on_shapes_tasks():
+    """`mira train grpo --tasks shapes --editor SPEC` uses SPEC (e.g. a served editor), not the in-process shapes editor."""
+    from mira_env.editors.base import IdentityEditor
+    from mira_env.shapes.editor import ShapesEditor
+    from mira_env.train.grpo import GRPOEnvArguments, build_env
+
+    default = build_env(GRPOEnvArguments(num_tasks=2, difficulty=1, resolution=56), max_steps=3)
+    assert isinstance(default.editor, ShapesEditor)
+    chosen = build_env(GRPOEnvArguments(num_tasks=2, difficulty=1, resolution=56, editor="identity"), max_steps=3)
+    assert isinstance(chosen.editor, IdentityEditor)

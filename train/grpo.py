@@ -50,8 +50,10 @@ class GRPOEnvArguments(RewardModelOptions):
     tasks: str = field(default="shapes", metadata={
         "help": "'shapes' (the embedded shapes world) or a task source for EditEnv: a .jsonl file, an image folder "
                 "or a MIRA-Editing folder."})
-    editor: str = field(default="identity", metadata={
-        "help": "Editor for non-shapes tasks: a preset name, hub id or local diffusers folder, or 'identity'."})
+    editor: str | None = field(default=None, metadata={
+        "help": "Editor spec: a preset name, hub id or local diffusers folder, 'identity', 'pkg.module:factory', or "
+                "'remote:http://host:port' (a served editor, shared by every process). Default: the shapes-world "
+                "editor for --tasks shapes, 'identity' otherwise."})
     split: str = field(default="train", metadata={"help": "Shapes-world split: train | validation | test."})
     num_tasks: int = field(default=64, metadata={"help": "Number of shapes-world tasks (distinct scenes)."})
     difficulty: int | None = field(default=None, metadata={
@@ -165,11 +167,11 @@ def build_env(env_args: GRPOEnvArguments, max_steps: int):
 
     scoring = {"reward_mode": "every_step"} if env_args.advantage == "turn" else {}  # turn credit needs step scores
     if env_args.tasks == "shapes":
-        env = mira_env.make("shapes", split=env_args.split, num_tasks=env_args.num_tasks,
+        env = mira_env.make("shapes", editor=env_args.editor, split=env_args.split, num_tasks=env_args.num_tasks,
                             difficulty=env_args.difficulty, noise=env_args.editor_noise or None,
                             size=env_args.resolution, max_steps=max_steps, reward=build_reward(env_args), **scoring)
     else:
-        env = mira_env.make(env_args.tasks, editor=env_args.editor, reward=build_reward(env_args),
+        env = mira_env.make(env_args.tasks, editor=env_args.editor or "identity", reward=build_reward(env_args),
                             size=env_args.resolution, max_steps=max_steps, **scoring)
     return getattr(env, "unwrapped", env)
 
@@ -209,11 +211,11 @@ class EpisodeReward:
         self.history: list[dict] = []  # one entry per call: the logged means (for tests and learning curves)
 
     def __call__(self, prompts=None, completions=None, environments=None, log_metric=None, **kwargs) -> list:
-        from mira_env.train.tools import finish_episode, last_answer_text
+        from mira_env.train.tools import finish_episodes, last_answer_text
 
         if environments is None:
             raise ConfigError("EpisodeReward needs TRL's environment_factory (it reads each rollout's environment)")
-        outputs = [finish_episode(env, last_answer_text(completion)) for env, completion in zip(environments, completions)]
+        outputs = finish_episodes(environments, [last_answer_text(completion) for completion in completions])
         totals = []
         for output in outputs:
             total = None if output is None or output.total is None else float(output.total)

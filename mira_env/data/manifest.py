@@ -13,7 +13,7 @@ anyone with the same release gets the same samples. A source may instead list ``
 manifest, as :func:`freeze` writes): exactly those tasks are taken.
 
 :func:`write_eval_set` writes the chosen tasks as a task JSONL with images (``tasks.jsonl`` +
-``images/``), which ``mira eval --task-file`` and ``mira run --task-file`` read::
+``images/``), which ``mira eval --task_file`` and ``mira run --task_file`` read::
 
     python -m mira_env.data.manifest --manifest mira_eval_500 --path magicbrush=MagicBrush \\
         --path compbench=CompBench --out evalsets/mira-eval-500

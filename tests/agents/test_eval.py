@@ -131,7 +131,7 @@ def _eval_args(argv):
 
 
 def test_eval_steps_default_to_the_budget_the_policy_was_trained_with(tmp_path):
-    """A GRPO checkpoint trained with 3 tool turns is evaluated with 3 steps unless --max-steps says otherwise."""
+    """A GRPO checkpoint trained with 3 tool turns is evaluated with 3 steps unless --max_steps says otherwise."""
     from mira_env.agents.prompt import POLICY_RECORD, policy_record
     from mira_env.errors import ConfigError
 
@@ -147,7 +147,7 @@ def test_eval_steps_default_to_the_budget_the_policy_was_trained_with(tmp_path):
     with pytest.raises(ConfigError) as err:
         settings_from_args(_eval_args(["--agents", f"vlm:{tmp_path / 'a'},vlm:{tmp_path / 'c'}"]))
     assert str(err.value) == (f"the policies were trained with different edit budgets {{'vlm:{tmp_path / 'a'}': 3, "
-                              f"'vlm:{tmp_path / 'c'}': 4}}; pass --max-steps N to evaluate them under one step limit")
+                              f"'vlm:{tmp_path / 'c'}': 4}}; pass --max_steps N to evaluate them under one step limit")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -178,7 +178,7 @@ def test_a_configured_metric_no_episode_could_score_gets_a_note_with_the_reason(
 
 
 def test_rerunning_an_eval_folder_with_other_settings_is_refused_not_reused(tmp_path, capsys):
-    """Issue 12, item 3: another --max-steps (or task file) used to reuse the old episodes silently."""
+    """Issue 12, item 3: another --max_steps (or task file) used to reuse the old episodes silently."""
     out = tmp_path / "eval"
     base = ["eval", "--agents", "oracle", "--tasks", "2", "--out", str(out), "--progress", "false"]
     assert mira(base) == 0

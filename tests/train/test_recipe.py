@@ -10,10 +10,10 @@ import pytest
 
 RECIPE = [
     "export --out data/smoke --split train --num_tasks 2 --difficulty 1",
-    "train sft --tiny_vlm qwen2_5_vl --records data/smoke --output_dir ckpt/sft-smoke --max_steps 50 "
-    "--learning_rate 1e-2 --lr_scheduler_type constant --per_device_train_batch_size 4 --use_cpu true",
+    "train sft --tiny_vlm qwen2_5_vl --records data/smoke --output_dir ckpt/sft-smoke --max_steps 100 "
+    "--learning_rate 1e-2 --lr_scheduler_type cosine --per_device_train_batch_size 4 --use_cpu true",
     "train grpo --model_name_or_path ckpt/sft-smoke --reward composite --num_tasks 2 --difficulty 1 --output_dir ckpt/grpo-smoke "
-    "--max_steps 1 --use_cpu true",
+    "--max_steps 1 --use_cpu true --temperature 0.5",
     "eval --agents vlm:ckpt/grpo-smoke --tasks 2",
 ]
 #: what the test adds to the last command: a fixed output folder, no progress bars
