@@ -12,6 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from mira_env.episodes import EpisodeRecord
+
 from mira_env.agents.baselines import NoOpAgent
 from mira_env.agents.specs import BASELINE_AGENT
 
@@ -22,7 +24,7 @@ BASELINE_NOTE = (f"{BASELINE_AGENT}: the baseline row (answers <STOP> at once: t
                  f"final image); 95% intervals in brackets (Wilson for rates, Student t for means)")
 
 
-def play_baseline(venv: Any, task_indices: Sequence[int], config: Any, folder: str | Path) -> list[dict]:
+def play_baseline(venv: Any, task_indices: Sequence[int], config: Any, folder: str | Path) -> list[EpisodeRecord]:
     """Play the no-op once per task of ``task_indices`` (the run's seeds) and return its records (resumed from
     ``folder/baseline`` when already there)."""
     from mira_env.agents.rollout import EpisodeStore, plan_groups, run_agents
@@ -33,7 +35,7 @@ def play_baseline(venv: Any, task_indices: Sequence[int], config: Any, folder: s
     task_ids = {venv.tasks[i].id for i in task_indices}
     with EpisodeStore(Path(folder) / BASELINE_DIR) as store:
         run_agents(venv, {BASELINE_AGENT: NoOpAgent()}, jobs, baseline_config, store)
-        return [r for r in store.records() if r["agent"] == BASELINE_AGENT and r["task_id"] in task_ids]
+        return [r for r in store.records() if r.agent == BASELINE_AGENT and r.task_id in task_ids]
 
 
 __all__ = ["BASELINE_DIR", "BASELINE_NOTE", "play_baseline"]

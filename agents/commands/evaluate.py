@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from mira_env.episodes import EpisodeRecord
 from mira_env.errors import ConfigError
 from mira_env.rewards.composite import MergedReward
 from mira_env.validate import check_choice, check_int
@@ -196,7 +197,7 @@ def _evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[s
     metric_reward, notes = build_metric_reward(options)
     agents = dict(built) if built is not None else make_agents(settings.agents, seed=settings.seed,
                                                                 vlm_options=settings.vlm_options)
-    records_by_editor: dict[str, list[dict]] = {}
+    records_by_editor: dict[str, list[EpisodeRecord]] = {}
     baseline_by_editor: dict[str, list[dict]] = {}
     columns_for_report: dict[str, tuple[Path, list[dict]]] = {}
     for label, (spec, editor_options) in editors.items():
@@ -218,7 +219,7 @@ def _evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[s
                     notes.append(f"{name} x {label} stopped: {error_text(exc)}")
             stored = store.records()
         task_ids = {task.id for task in tasks}
-        records = [r for r in stored if r["agent"] in agents and r["task_id"] in task_ids]
+        records = [r for r in stored if r.agent in agents and r.task_id in task_ids]
         records_by_editor[label] = records
         from mira_env.agents.episode_stats import monitor_lines  # reward-hacking statistics, one line per agent
 
@@ -228,7 +229,7 @@ def _evaluate(settings: EvalSettings, options: MetricOptions, editors: Mapping[s
             baseline_by_editor[label] = play_baseline(venv, indices, config, run_dir)
         write_run_report(run_dir, records, title=f"mira eval: {label}", template_dir=settings.report_templates)
         for name in agents:
-            mine = [r for r in records if r["agent"] == name]
+            mine = [r for r in records if r.agent == name]
             if mine:
                 column = name if len(editors) == 1 else f"{name} @ {label}"
                 columns_for_report[column] = (run_dir, mine)

@@ -26,7 +26,7 @@ from mira_env.errors import ConfigError
 from mira_env.validate import check_choice, check_int
 
 from mira_env.agents.commands import SHAPES_DEFAULT_TASKS
-from mira_env.agents.commands.baseline import BASELINE_DIR, play_baseline
+from mira_env.agents.commands.baseline import BASELINE_DIR, BASELINE_NOTE, play_baseline
 from mira_env.agents.specs import BASELINE_AGENT, DEFAULT_AGENTS, SPEC_FORMS, make_agents, split_specs
 
 RUN_FILE = "run.json"
@@ -179,14 +179,16 @@ def _play(settings: RunSettings, config: Any, built: Any = None) -> tuple[Path, 
         run_agents(venv, agents, plan_groups(venv.tasks, config, indices), config, store, desc="mira run")
         records_all = store.records()
     task_ids = {task.id for task in tasks}
-    records = [r for r in records_all if r["agent"] in agents and r["task_id"] in task_ids]
-    world = "shapes world" if settings.task_file is None else settings.task_file
-    report = write_run_report(out, records, title=f"mira run: {', '.join(agents)} on {world}",
-                              notes=[f"{len(tasks)} tasks x {config.groups_per_task} group(s) x G={config.group_size}; "
-                                     f"seed {settings.seed}; folder {out}"], template_dir=settings.report_templates)
-    write_json(out / SUMMARY_FILE, summarize(records))
+    records = [r for r in records_all if r.agent in agents and r.task_id in task_ids]
+    baseline = None
     if settings.baseline and BASELINE_AGENT not in agents:
         baseline = play_baseline(venv, indices, config, out)
         write_json(out / BASELINE_DIR / SUMMARY_FILE, summarize(baseline))
+    world = "shapes world" if settings.task_file is None else settings.task_file
+    notes = [f"{len(tasks)} tasks x {config.groups_per_task} group(s) x G={config.group_size}; seed {settings.seed}; "
+             f"folder {out}"] + ([BASELINE_NOTE] if baseline else [])
+    report = write_run_report(out, records, title=f"mira run: {', '.join(agents)} on {world}", notes=notes,
+                              template_dir=settings.report_templates, baseline=baseline)
+    write_json(out / SUMMARY_FILE, summarize(records))
     venv.close()
     return out, records, report

@@ -42,9 +42,9 @@ def unscored_notes(metric_reward: Any, records_by_editor: Mapping[str, Sequence[
     notes = []
     for name in names:
         for editor, records in records_by_editor.items():
-            if not records or any((r.get("final_components") or {}).get(name) is not None for r in records):
+            if not records or any((r.final_components or {}).get(name) is not None for r in records):
                 continue
-            reasons = [(s.get("reward_errors") or {}).get(name) for r in records for s in r.get("steps", [])]
+            reasons = [(s.reward_errors or {}).get(name) for r in records for s in r.steps]
             reason = next((r for r in reasons if r), "no reason given")
             notes.append(f"{name} on {editor}: no episode could be scored ({str(reason)[:200]})")
     return notes

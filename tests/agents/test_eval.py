@@ -171,8 +171,11 @@ def test_a_configured_metric_no_episode_could_score_gets_a_note_with_the_reason(
     class Names:
         names = ["judge_sc", "l1"]
 
-    records = [{"final_components": {"judge_sc": None, "l1": 0.1},
-                "steps": [{"reward_errors": {}}, {"reward_errors": {"judge_sc": "unparseable judge answer"}}]}]
+    from mira_env.episodes import EpisodeRecord
+
+    records = [EpisodeRecord.from_dict({
+        "agent": "a", "task_id": "t", "group_index": 0, "member_index": 0, "final_components": {"judge_sc": None, "l1": 0.1},
+        "steps": [{"t": 1, "reward_errors": {}}, {"t": 2, "reward_errors": {"judge_sc": "unparseable judge answer"}}]})]
     assert unscored_notes(Names(), {"identity": records}) == [
         "judge_sc on identity: no episode could be scored (unparseable judge answer)"]
 

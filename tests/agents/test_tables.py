@@ -81,6 +81,10 @@ def test_mira_run_shows_intervals_a_no_op_row_and_oracle_progress_and_records_pr
     assert summary[0]["mean_oracle_progress"] == 1.0 and summary[0]["success_rate_ci95"][1] == pytest.approx(1.0)
     (baseline,) = json.loads((out / "baseline" / "summary.json").read_text())
     assert baseline["name"] == "no-op" and baseline["mean_oracle_progress"] == 0.0 and baseline["mean_edits"] == 0
+    # the HTML report's table has the same no-op row (and the note), with no episode cards of its own
+    html = (out / "report.html").read_text()
+    assert "<td>no-op</td>" in html
+    assert "no-op: the baseline row" in html
     saved = json.loads((out / "run.json").read_text())
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert saved["provenance"]["git_commit"] == head and saved["provenance"]["mira_env_version"] == "0.1.0"
