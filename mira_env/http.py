@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from mira_env.errors import ConfigError, MiraError, describe
+from mira_env.validate import check_float, check_int
 from mira_env.redact import error_text, redact, register_secret
 
 #: HTTP statuses that are retried (the server may answer differently next time).
@@ -101,13 +102,6 @@ class Response:
                             attempts=self.attempts) from None
 
 
-def _number(name: str, value: Any, *, minimum: float = 0.0, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-        raise ConfigError(f"{name}={describe(value)} must be a number >= {minimum}")
-
-
 @dataclass
 class _Attempt:
     response: Response | None = None
@@ -142,16 +136,14 @@ class HTTPClient:
                  sleep: Callable[[float], None] = time.sleep, jitter: bool = True) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url={describe(redact(str(base_url)))} must start with http:// or https://")
-        _number("timeout_s", timeout_s, minimum=0.001)
-        _number("deadline_s", deadline_s, minimum=0.001, allow_none=True)
-        _number("backoff_s", backoff_s)
-        _number("max_backoff_s", max_backoff_s)
-        for name, value, low in (("max_retries", max_retries, 0), ("max_connections", max_connections, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name}={describe(value)} must be an int >= {low}")
-        for name, value in (("max_response_bytes", max_response_bytes), ("max_request_bytes", max_request_bytes)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{name}={describe(value)} must be a positive int or None")
+        check_float("timeout_s", timeout_s, minimum=0.001)
+        check_float("deadline_s", deadline_s, minimum=0.001, allow_none=True)
+        check_float("backoff_s", backoff_s, minimum=0.0)
+        check_float("max_backoff_s", max_backoff_s, minimum=0.0)
+        check_int("max_retries", max_retries, minimum=0)
+        check_int("max_connections", max_connections)
+        check_int("max_response_bytes", max_response_bytes, allow_none=True)
+        check_int("max_request_bytes", max_request_bytes, allow_none=True)
         try:
             import httpx
         except ImportError:

@@ -26,6 +26,7 @@ from gymnasium.vector.utils import batch_space, concatenate, create_empty_array,
 
 from mira_env.env import EditEnv, step_many
 from mira_env.errors import ConfigError
+from mira_env.validate import check_int
 from mira_env.tasks.task import Task
 
 
@@ -43,8 +44,7 @@ class BatchedEditEnv(VectorEnv):
 
     def __init__(self, num_envs: int, env_fn: Callable[[], EditEnv] | None = None, copy: bool = True,
                  max_episode_steps: int | None = None, **env_kwargs: Any) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise ConfigError(f"num_envs={num_envs!r} must be a positive int")
+        check_int("num_envs", num_envs)
         if env_fn is not None and env_kwargs:
             raise ConfigError("pass either env_fn or EditEnv keyword arguments, not both")
         first = env_fn() if env_fn is not None else EditEnv(**env_kwargs)

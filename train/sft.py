@@ -18,6 +18,7 @@ from typing import Any
 
 from mira_env.agents.prompt import DEFAULT_EDIT_BUDGET
 from mira_env.errors import ConfigError, describe
+from mira_env.validate import check_int
 from mira_env.train.config import ModelArguments, config_to_dict, resolve_config
 from mira_env.train.data import FORMATS
 
@@ -48,8 +49,7 @@ class SFTDataArguments:
             raise ConfigError(f"sample_format={describe(self.sample_format)} is not one of {list(FORMATS)}")
         if self.max_samples is not None and self.max_samples < 1:
             raise ConfigError(f"max_samples={self.max_samples} must be >= 1 (or unset for all samples)")
-        if isinstance(self.edit_budget, bool) or not isinstance(self.edit_budget, int) or self.edit_budget < 1:
-            raise ConfigError(f"edit_budget={self.edit_budget} must be >= 1")
+        check_int("edit_budget", self.edit_budget, hint="GRPO's max_tool_calling_iterations")
 
 
 #: SFTConfig values we default differently from TRL (YAML / CLI still override them).

@@ -34,6 +34,7 @@ from PIL import Image
 from mira_env.editors.base import EDIT_STATUS_KEY, STATE_KEY, Editor, EditorInfo, check_batch
 from mira_env.editors.state import encode_state
 from mira_env.errors import ConfigError, describe
+from mira_env.validate import check_int
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +73,7 @@ class EditCache:
     """
 
     def __init__(self, max_items: int = 10_000, path: str | Path | None = None) -> None:
-        if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 0:
-            raise ConfigError(f"EditCache max_items={describe(max_items)} must be an int >= 0")
+        check_int("EditCache max_items", max_items, minimum=0)
         self.max_items = max_items
         self.path = Path(path) if path is not None else None
         if self.path is not None:

@@ -143,7 +143,7 @@ def test_credentials_never_appear_in_errors_or_repr():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"timeout_s": 0}, "timeout_s=0 (type int) must be a number >= 0.001"),
+    ({"timeout_s": 0}, "timeout_s=0 (type int) must be a finite number >= 0.001"),
     ({"max_retries": -1}, "max_retries=-1 (type int) must be an int >= 0"),
     ({"max_response_bytes": 0}, "max_response_bytes=0 (type int) must be a positive int or None"),
 ])
