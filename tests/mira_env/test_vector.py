@@ -64,7 +64,7 @@ def test_autoreset_next_step():
 
 
 def test_vector_errors():
-    with pytest.raises(ConfigError, match="num_envs=0 \(type int\) must be a positive int"):
+    with pytest.raises(ConfigError, match=r"num_envs=0 \(type int\) must be a positive int"):
         BatchedEditEnv(0, editor="identity", tasks=make_tasks())
     env, _, _ = make_vector(2)
     env.reset(seed=0)
