@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mira_env.agents.episode_stats import EpisodeStats, episode_stats, stats_line
-from mira_env.episodes import EpisodeRecord
 from mira_env.errors import ConfigError, describe
 from mira_env.validate import check_float, check_int
 
@@ -129,20 +128,6 @@ def replay(series: Sequence[Mapping[str, Any] | MonitorPoint], config: AlarmConf
     return [{"step": p.step, "alarm": check_alarm(points[: i + 1], config)} for i, p in enumerate(points)]
 
 
-def play_episodes(model: Any, processor: Any, env: Any, task_indices: Sequence[int], *, seed: int = 0,
-                  run_dir: str | Path | None = None, batch_size: int = 32, max_new_tokens: int = 48,
-                  name: str = "policy", agent: Any = None) -> tuple[list[EpisodeRecord], Path]:
-    """Greedy episodes of ``model`` (or of ``agent``) on ``env``'s tasks ``task_indices``: the monitor's argument
-    order over :func:`mira_env.agents.play.play_episodes` (the one implementation; use it in new code). Returns the
-    typed records and the run folder (a temporary one by default; step images kept: the no-op rate reads them)."""
-    from mira_env.agents.play import play_episodes as play
-
-    records, folder = play(env, agent, task_indices, model=model, processor=processor, seed=seed, run_dir=run_dir,
-                           name=name, batch_size=batch_size, max_new_tokens=max_new_tokens, images="steps")
-    assert folder is not None  # keep_images: always a folder
-    return records, folder
-
-
 def _build_monitor_class():
     from transformers import TrainerCallback
 
@@ -194,9 +179,11 @@ def _build_monitor_class():
 
         def check(self, step: int, model: Any, processor: Any) -> MonitorPoint:
             """Play the validation episodes of the policy as it is at ``step`` and add the point (reward attached later)."""
-            records, folder = play_episodes(model, processor, self.env, list(range(self.num_tasks)), seed=self.seed,
-                                            batch_size=self.batch_size, max_new_tokens=self.max_new_tokens,
-                                            name="monitor")
+            from mira_env.agents.play import play_episodes
+
+            records, folder = play_episodes(self.env, task_indices=list(range(self.num_tasks)), model=model,
+                                            processor=processor, seed=self.seed, batch_size=self.batch_size,
+                                            max_new_tokens=self.max_new_tokens, name="monitor")
             point = MonitorPoint(step, None, episode_stats(records, folder))
             self.series.append(point)
             self.pending.append(point)
@@ -237,4 +224,4 @@ def __getattr__(name: str):  # the TrainerCallback subclass is built on first ac
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["AlarmConfig", "MonitorPoint", "check_alarm", "play_episodes", "point_line", "replay"]
+__all__ = ["AlarmConfig", "MonitorPoint", "check_alarm", "point_line", "replay"]

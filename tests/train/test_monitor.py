@@ -10,7 +10,8 @@ import pytest
 
 from mira_env.agents.episode_stats import EpisodeFacts, EpisodeStats, episode_stats, monitor_lines
 from mira_env.errors import ConfigError
-from mira_env.train.monitor import AlarmConfig, MonitorPoint, check_alarm, play_episodes, replay
+from mira_env.agents.play import play_episodes
+from mira_env.train.monitor import AlarmConfig, MonitorPoint, check_alarm, replay
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,13 +37,12 @@ def test_statistics_of_real_rollouts_oracle_and_stop_at_once(tmp_path):
     from mira_env.agents.baselines import ScriptedOracleAgent
 
     env = _env()
-    records, folder = play_episodes(None, None, env, [0, 1, 2, 3], seed=0, run_dir=tmp_path / "o",
-                                    agent=ScriptedOracleAgent(), name="oracle")
+    records, folder = play_episodes(env, ScriptedOracleAgent(), [0, 1, 2, 3], seed=0, run_dir=tmp_path / "o",
+                                    name="oracle")
     stats = episode_stats(records, folder)
     assert stats == EpisodeStats(episodes=4, noop_rate=0.0, edits_per_episode=2.0, first_turn_stop_rate=0.0,
                                  heldout_success=1.0, heldout_scored=4)
-    records, folder = play_episodes(None, None, env, [0, 1, 2, 3], seed=0, run_dir=tmp_path / "s",
-                                    agent=StopAgent(), name="stop")
+    records, folder = play_episodes(env, StopAgent(), [0, 1, 2, 3], seed=0, run_dir=tmp_path / "s", name="stop")
     stats = episode_stats(records, folder)
     assert (stats.noop_rate, stats.edits_per_episode, stats.first_turn_stop_rate, stats.heldout_success) == \
         (1.0, 0.0, 1.0, 0.0)
@@ -54,16 +54,14 @@ def test_every_stage_meets_the_same_editor_seeds(tmp_path):
     from mira_env.agents.baselines import ScriptedOracleAgent
 
     env = _env(noise={"ignore": 0.5})
-    first, _ = play_episodes(None, None, env, [0, 1, 2], seed=5, run_dir=tmp_path / "a", agent=ScriptedOracleAgent())
-    second, _ = play_episodes(None, None, env, [0, 1, 2], seed=5, run_dir=tmp_path / "b", agent=StopAgent(),
-                              name="stop")
+    first, _ = play_episodes(env, ScriptedOracleAgent(), [0, 1, 2], seed=5, run_dir=tmp_path / "a")
+    second, _ = play_episodes(env, StopAgent(), [0, 1, 2], seed=5, run_dir=tmp_path / "b", name="stop")
     assert [r.editor_seed for r in first] == [r.editor_seed for r in second]
     assert [r.task_index for r in first] == [0, 1, 2]
-    # the monitor's name is a thin wrapper over the agents layer's one play_episodes: the same episodes
-    from mira_env.agents.play import play_episodes as play
+    # another order of the same tasks: the records follow it, each task meets its own seeds again
     from mira_env.episodes import EpisodeRecord, load_episodes
 
-    again, folder = play(env, ScriptedOracleAgent(), [2, 0, 1], seed=5, run_dir=tmp_path / "c")
+    again, folder = play_episodes(env, ScriptedOracleAgent(), [2, 0, 1], seed=5, run_dir=tmp_path / "c")
     assert all(isinstance(r, EpisodeRecord) for r in again) and [r.task_index for r in again] == [2, 0, 1]
     assert [(r.editor_seed, r.success) for r in again] == [(first[i].editor_seed, first[i].success) for i in (2, 0, 1)]
     assert {r.key for r in load_episodes(folder)} == {r.key for r in again}
