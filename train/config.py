@@ -77,7 +77,7 @@ class ModelArguments:
                 raise ConfigError("lora_target_modules must not contain 'lm_head': TRL computes log-probabilities "
                                   "from lm_head.weight directly, so an adapter there is never trained")
 
-    # the old attribute names, read by mira_env.train.model (kept for one release)
+    # the old attribute names, for user code that reads them (kept for one release)
     @property
     def model(self) -> str | None:
         return self.model_name_or_path

@@ -35,12 +35,12 @@ class ResumeError(ConfigError):
 
 
 def resolve_model_path(args: ModelArguments) -> str:
-    """The hub id / folder to load: ``args.model``, or a tiny model built offline for ``args.tiny``."""
-    if args.tiny is None:
-        return str(args.model)
+    """The hub id / folder to load: ``args.model_name_or_path``, or a tiny model built offline for ``args.tiny_vlm``."""
+    if args.tiny_vlm is None:
+        return str(args.model_name_or_path)
     from mira_env.tiny.vlm import build_tiny_vlm
 
-    return str(build_tiny_vlm(args.tiny, path=Path(args.tiny_path) if args.tiny_path else None))
+    return str(build_tiny_vlm(args.tiny_vlm, path=Path(args.tiny_path) if args.tiny_path else None))
 
 
 def torch_dtype(name: str):
@@ -67,7 +67,7 @@ def load_policy(args: ModelArguments, chat_template_path: str | None = None) -> 
 
 def lora_config(args: ModelArguments):
     """A PEFT ``LoraConfig`` for ``args`` (``None`` without ``use_lora``)."""
-    if not args.use_lora:
+    if not args.use_peft:
         return None
     from peft import LoraConfig
 
