@@ -219,13 +219,13 @@ def mcnemar(first: Sequence[bool], second: Sequence[bool]) -> dict:
 
 
 def summarize(name: str, records: Sequence[Any], stats: Any = None) -> dict:
-    """Success (Wilson 95%), mean oracle score and edits of one stage's episode records."""
-    n = len(records)
-    wins = sum(bool(r.success) for r in records)
-    oracle = [float((r.final_components or {}).get("oracle") or 0.0) for r in records]
-    low, high = wilson(wins, n)
-    out = {"policy": name, "n": n, "successes": wins, "success_rate": wins / n if n else 0.0, "wilson95": [low, high],
-           "mean_oracle_score": sum(oracle) / max(n, 1),
+    """Success (Wilson 95%), mean oracle score and edits of one stage's episode records
+    (:func:`mira_env.agents.play.success_stats`)."""
+    from mira_env.agents.play import success_stats
+
+    figures, n = success_stats(records), len(records)
+    out = {"policy": name, "n": n, "successes": figures.successes, "success_rate": figures.success_rate,
+           "wilson95": wilson(figures.successes, n), "mean_oracle_score": figures.mean_score,
            "mean_edits": sum(int(r.num_edits or 0) for r in records) / max(n, 1)}
     if stats is not None:
         out["monitor"] = stats.to_dict()
