@@ -96,8 +96,7 @@ class EditingToolEnv:
         self.steps.append({"instruction": info["instruction"], "valid": info["valid_action"],
                            "editor_error": info["editor_error"], "reward_total": info.get("reward_total")})
         if info.get("reward_total") is not None or info.get("reward_components"):
-            self.result = RewardOutput(info.get("reward_total"), info.get("reward_components") or {},
-                                       info.get("reward_errors") or {})
+            self.result = _output_of(info)
         if info["invalid_reason"] is not None:
             raise ValueError(f"invalid instruction ({info['invalid_reason']}); the image is unchanged")
         return tool_result_content(env.current_image, info["step"], env.config.max_steps, info["editor_error"])
@@ -113,19 +112,29 @@ class EditingToolEnv:
         """
         if self.finished:
             return self.result
+        if self._closes_with_stop(final_text):
+            self._stopped_with(final_text, self.env.step(STOP)[4])
+            return self.result
         self.finished = True
         self.final_text = final_text
-        env = self.env
-        parsed = parse_action(final_text or "", env.config.max_instruction_length)
-        if not env.done and parsed.ok and parsed.action == STOP:
-            self.stopped = True
-            _, _, _, _, info = env.step(STOP)
-            self._last_info = info
-            self.result = RewardOutput(info.get("reward_total"), info.get("reward_components") or {},
-                                       info.get("reward_errors") or {})
-        elif not env.done or self.result is None:
+        if not self.env.done or self.result is None:
             self.result = self._score_now(final_text)
         return self.result
+
+    def _closes_with_stop(self, final_text: str) -> bool:
+        """Whether the last answer ``final_text`` is ``<STOP>`` for an episode still open (so it is stepped)."""
+        env = self.env
+        if self.finished or env is None or env.done:
+            return False
+        parsed = parse_action(final_text or "", env.config.max_instruction_length)
+        return parsed.ok and parsed.action == STOP
+
+    def _stopped_with(self, final_text: str, info: dict) -> None:
+        """Record the closing ``<STOP>`` step (its ``info``) and its reward output."""
+        self.finished = self.stopped = True
+        self.final_text = final_text
+        self._last_info = info
+        self.result = _output_of(info)
 
     def _score_now(self, final_text: str) -> RewardOutput:
         env = self.env
@@ -145,6 +154,11 @@ class EditingToolEnv:
             return None
         value = float(self.result.total)
         return value if math.isfinite(value) else None
+
+
+def _output_of(info: dict) -> RewardOutput:
+    """The reward output an env step reported in its ``info``."""
+    return RewardOutput(info.get("reward_total"), info.get("reward_components") or {}, info.get("reward_errors") or {})
 
 
 def raw_action_of(instruction: Any) -> str | None:
@@ -204,23 +218,11 @@ def finish_episodes(tool_envs: Sequence[EditingToolEnv], final_texts: Sequence[s
 
     if len(tool_envs) != len(final_texts):
         raise ValueError(f"finish_episodes got {len(tool_envs)} rollouts and {len(final_texts)} answers")
-    stopping = []
-    for tool_env, text in zip(tool_envs, final_texts):
-        env = tool_env.env
-        if tool_env.finished or env is None or env.done:
-            continue
-        parsed = parse_action(text or "", env.config.max_instruction_length)
-        if parsed.ok and parsed.action == STOP:
-            stopping.append((tool_env, text))
+    stopping = [(t, text) for t, text in zip(tool_envs, final_texts) if t._closes_with_stop(text)]  # noqa: SLF001
     if stopping:
         results = step_many([t.env for t, _ in stopping], [STOP] * len(stopping))
         for (tool_env, text), result in zip(stopping, results):
-            info = result[4]
-            tool_env.finished = tool_env.stopped = True
-            tool_env.final_text = text
-            tool_env._last_info = info  # noqa: SLF001
-            tool_env.result = RewardOutput(info.get("reward_total"), info.get("reward_components") or {},
-                                           info.get("reward_errors") or {})
+            tool_env._stopped_with(text, result[4])  # noqa: SLF001
     return [tool_env._finish(text) for tool_env, text in zip(tool_envs, final_texts)]  # noqa: SLF001
 
 
