@@ -31,14 +31,14 @@ from mira_env.errors import ConfigError
 from mira_env.rewards.composite import MergedReward
 from mira_env.validate import check_choice, check_int
 
-from mira_env.agents.commands import SHAPES_DEFAULT_TASKS
+from mira_env.agents.commands import SHAPES_DEFAULT_TASKS, resolve_play_settings
 from mira_env.agents.commands.baseline import BASELINE_NOTE, play_baseline
 from mira_env.agents.commands.metrics import DEFAULT_METRICS, MetricOptions, build_metric_reward, shapes_reward
 from mira_env.agents.commands.tables import (TABLE_COLUMNS, csv_row, interval_columns, metric_rows, table_columns,
                                              unscored_notes, write_tables)
+from mira_env.agents.rollout import IMAGE_MODES
 from mira_env.agents.specs import BASELINE_AGENT, DEFAULT_AGENTS, SPEC_FORMS, make_agents, resolve_agents, split_specs
 
-IMAGES = ("steps", "strip", "both", "none")
 
 
 def shapes_noise(spec: str) -> float | None:
@@ -80,7 +80,7 @@ class EvalSettings:
         "help": "Keyword arguments for the editors, as JSON, e.g. '{\"device\": \"cuda\"}'."})
     vlm_options: dict = field(default_factory=dict, metadata={
         "help": "Keyword arguments for VLM agents, as JSON, e.g. '{\"max_new_tokens\": 32}'."})
-    images: str = field(default="both", metadata={"help": "Images written per episode.", "choices": IMAGES})
+    images: str = field(default="both", metadata={"help": "Images written per episode.", "choices": IMAGE_MODES})
     out: str | None = field(default=None, metadata={
         "help": "Output folder (default: evals/<timestamp> from the command, evals/eval from evaluate()); rerun with "
                 "the same settings to resume."})
@@ -93,7 +93,7 @@ class EvalSettings:
     def __post_init__(self) -> None:
         check_int("tasks", self.tasks, allow_none=True)
         check_int("max_steps", self.max_steps, allow_none=True)
-        check_choice("images", self.images, IMAGES)
+        check_choice("images", self.images, IMAGE_MODES)
         self.agents = split_specs(self.agents)
         self.editors = [e.strip() for part in self.editors for e in str(part).split(",") if e.strip()]
 
@@ -127,22 +127,10 @@ EVAL_KEYS = ("task_file", "task_file_fingerprint", "task_generator", "tasks", "s
 
 
 def resolved_settings(settings: EvalSettings, options: MetricOptions) -> dict[str, Any]:
-    """What ``run.json`` of an eval folder records: the settings with every default resolved."""
+    """What ``run.json`` of an eval folder records: the settings with every default resolved, and the metric options."""
     from dataclasses import asdict
 
-    from mira_env.config import EditEnvConfig
-    from mira_env.runs import fingerprint
-    from mira_env.shapes.env import DEFAULT_MAX_STEPS
-    from mira_env.shapes.generator import GENERATOR_VERSION
-
-    shapes = settings.task_file is None
-    data = asdict(settings)
-    data["max_steps"] = settings.max_steps or (DEFAULT_MAX_STEPS if shapes else EditEnvConfig().max_steps)
-    data["tasks"] = settings.tasks or (SHAPES_DEFAULT_TASKS if shapes else "all")
-    data["task_file_fingerprint"] = fingerprint(settings.task_file)
-    data["task_generator"] = GENERATOR_VERSION if shapes else None
-    data["metric_options"] = asdict(options)
-    return data
+    return {**resolve_play_settings(settings), "metric_options": asdict(options)}
 
 
 def default_editors(settings: EvalSettings) -> dict[str, tuple[str, dict]]:

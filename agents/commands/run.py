@@ -18,20 +18,20 @@ The flags are generated from :class:`RunSettings` (:mod:`mira_env.train.commands
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mira_env.errors import ConfigError
 from mira_env.validate import check_choice, check_int
 
-from mira_env.agents.commands import SHAPES_DEFAULT_TASKS
+from mira_env.agents.commands import SHAPES_DEFAULT_TASKS, resolve_play_settings
 from mira_env.agents.commands.baseline import BASELINE_DIR, BASELINE_NOTE, play_baseline
+from mira_env.agents.rollout import IMAGE_MODES
 from mira_env.agents.specs import BASELINE_AGENT, DEFAULT_AGENTS, SPEC_FORMS, make_agents, split_specs
 
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
-IMAGES = ("steps", "strip", "both", "none")
 #: settings that must match to resume a run folder (agents may be added)
 RESUME_KEYS = ("task_file", "task_file_fingerprint", "task_generator", "editor", "editor_options", "split",
                "noise", "tasks", "seed", "group_size", "groups_per_task", "max_steps", "size", "metrics", "vlm_options")
@@ -67,7 +67,7 @@ class RunSettings:
     metrics: list[str] = field(default_factory=list, metadata={
         "help": "Reward terms logged per episode for --task_file runs (see mira eval --metrics)."})
     size: int = field(default=256, metadata={"help": "Observation size (pixels) for task-file environments."})
-    images: str = field(default="both", metadata={"help": "Images written per episode.", "choices": IMAGES})
+    images: str = field(default="both", metadata={"help": "Images written per episode.", "choices": IMAGE_MODES})
     vlm_options: dict = field(default_factory=dict, metadata={
         "help": "Keyword arguments for VLM agents, as JSON, e.g. '{\"device\": \"cuda\", \"max_new_tokens\": 32}'."})
     out: str | None = field(default=None, metadata={
@@ -81,29 +81,13 @@ class RunSettings:
     def __post_init__(self) -> None:
         check_int("tasks", self.tasks, allow_none=True)
         check_int("max_steps", self.max_steps, allow_none=True)
-        check_choice("images", self.images, IMAGES)
+        check_choice("images", self.images, IMAGE_MODES)
         self.agents = split_specs(self.agents)
         self.metrics = [m.strip() for part in self.metrics for m in str(part).split(",") if m.strip()]
 
     def resolved(self) -> dict[str, Any]:
-        """The settings as ``run.json`` records them: every default resolved (tasks, max_steps), plus the
-        task file's content fingerprint."""
-        from mira_env.config import EditEnvConfig
-        from mira_env.runs import fingerprint
-        from mira_env.shapes.env import DEFAULT_MAX_STEPS
-        from mira_env.shapes.generator import GENERATOR_VERSION
-
-        shapes = self.task_file is None
-        data = asdict(self)
-        data["tasks"] = self.tasks or (SHAPES_DEFAULT_TASKS if shapes else "all")
-        data["max_steps"] = self.max_steps or (DEFAULT_MAX_STEPS if shapes else EditEnvConfig().max_steps)
-        data["task_file_fingerprint"] = fingerprint(self.task_file)
-        data["task_generator"] = GENERATOR_VERSION if shapes else None
-        return data
-
-    def resume_view(self) -> dict[str, Any]:
-        data = self.resolved()
-        return {key: data[key] for key in RESUME_KEYS}
+        """The settings as ``run.json`` records them (:func:`~mira_env.agents.commands.resolve_play_settings`)."""
+        return resolve_play_settings(self)
 
 
 def env_kwargs(settings: RunSettings) -> dict[str, Any]:
