@@ -54,9 +54,18 @@ def to_jsonable(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------- checking one field
+def _error(where: str, message: str) -> EpisodeRecordError:
+    """``message`` about the line at ``where`` (``file:line``, or empty for a bare mapping)."""
+    return EpisodeRecordError(f"{where}: {message}" if where else message)
+
+
 def _bad(where: str, key: str, value: Any, wanted: str) -> EpisodeRecordError:
-    prefix = f"{where}: " if where else ""
-    return EpisodeRecordError(f"{prefix}key {key!r} = {describe(value)} must be {wanted}; fix or delete that line")
+    return _error(where, f"key {key!r} = {describe(value)} must be {wanted}; fix or delete that line")
+
+
+def _missing(where: str, key: str, data: Mapping, what: str) -> EpisodeRecordError:
+    known = ", ".join(sorted(map(str, data))) or "none"
+    return _error(where, f"not {what}: key {key!r} is missing (keys: {known}); fix or delete that line")
 
 
 def _check(where: str, key: str, value: Any, kind: str, optional: bool) -> Any:
@@ -93,14 +102,12 @@ def _check(where: str, key: str, value: Any, kind: str, optional: bool) -> Any:
 def _read(cls: type, data: Any, where: str, what: str) -> dict[str, Any]:
     """The constructor arguments of ``cls`` (its ``_SPEC``) out of ``data``; unknown keys go to ``extra``."""
     if not isinstance(data, Mapping):
-        raise EpisodeRecordError(f"{where + ': ' if where else ''}{describe(data)} is not {what} (a JSON object)")
+        raise _error(where, f"{describe(data)} is not {what} (a JSON object)")
     values: dict[str, Any] = {}
     for name, (key, kind, required) in cls._SPEC.items():
         if key not in data:
             if required:
-                known = ", ".join(sorted(map(str, data))) or "none"
-                raise EpisodeRecordError(f"{where + ': ' if where else ''}not {what}: key {key!r} is missing "
-                                         f"(keys: {known}); fix or delete that line")
+                raise _missing(where, key, data, what)
             continue
         values[name] = _check(where, key, data[key], kind, optional=not required)
     keys = {key for key, _, _ in cls._SPEC.values()}
@@ -246,11 +253,10 @@ class EpisodeRecord(_KeyAccess):
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise _bad(where, "schema_version", version, "a positive int")
         if version > SCHEMA_VERSION:
-            raise EpisodeRecordError(f"{where + ': ' if where else ''}schema_version {version} is newer than this "
-                                     f"mira-env reads ({SCHEMA_VERSION}); upgrade mira-env to read this run folder")
+            raise _error(where, f"schema_version {version} is newer than this mira-env reads ({SCHEMA_VERSION}); "
+                                "upgrade mira-env to read this run folder")
         if "steps" not in data:
-            raise EpisodeRecordError(f"{where + ': ' if where else ''}not an episode record: key 'steps' is missing "
-                                     f"(keys: {', '.join(sorted(map(str, data))) or 'none'}); fix or delete that line")
+            raise _missing(where, "steps", data, "an episode record")
         steps = data["steps"]
         if not isinstance(steps, list):
             raise _bad(where, "steps", steps, "a list of step objects")
@@ -265,7 +271,7 @@ class EpisodeRecord(_KeyAccess):
         try:
             data = json.loads(line)
         except ValueError as exc:
-            raise EpisodeRecordError(f"{where + ': ' if where else ''}not JSON ({exc}); fix or delete that line") from exc
+            raise _error(where, f"not JSON ({exc}); fix or delete that line") from exc
         return cls.from_dict(data, where)
 
     @classmethod
