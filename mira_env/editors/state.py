@@ -82,62 +82,79 @@ def attach_column_state(image: Image.Image, text: str | None) -> Image.Image:
 IMAGE_ENCODINGS = ("png", "raw")
 
 
-def to_payload(image: Image.Image, encoding: str = "png") -> dict[str, Any]:
-    """``{"png_base64": <RGB PNG>, "state": ...}`` (or, ``encoding="raw"``, ``{"raw_base64": <RGB bytes>,
-    "width": W, "height": H, "state": ...}``) for a JSON request or response."""
+def encode_image(image: Image.Image, encoding: str = "png", *, compress_level: int = 6) -> tuple[dict[str, Any], bytes]:
+    """``(meta, data)`` of ``image`` for the wire: an RGB PNG (``meta`` = ``{"state"}``) or, ``encoding="raw"``, the
+    RGB bytes (``meta`` = ``{"width", "height", "state"}``). The JSON body base64-encodes ``data``
+    (:func:`to_payload`), the binary body sends it as it is (:mod:`mira_env.serve.frames`)."""
     if encoding not in IMAGE_ENCODINGS:
         raise EditorError(f"image encoding {encoding!r} is not one of {list(IMAGE_ENCODINGS)}")
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     state = image_state(image)
     encode_state(state)  # refuses non-JSON state here, not in the JSON encoder later
     if encoding == "raw":
-        return {"raw_base64": base64.b64encode(rgb.tobytes()).decode("ascii"), "width": rgb.width,
-                "height": rgb.height, "state": state}
+        return {"width": rgb.width, "height": rgb.height, "state": state}, rgb.tobytes()
     buffer = io.BytesIO()
-    rgb.save(buffer, format="PNG")
-    return {"png_base64": base64.b64encode(buffer.getvalue()).decode("ascii"), "state": state}
+    rgb.save(buffer, format="PNG", compress_level=compress_level)
+    return {"state": state}, buffer.getvalue()
 
 
-def _from_raw(payload: Mapping[str, Any], max_pixels: int | None) -> Image.Image:
-    width, height = payload.get("width"), payload.get("height")
+def _check_raw_size(meta: Mapping[str, Any], max_pixels: int | None, what: str) -> tuple[int, int]:
+    width, height = meta.get("width"), meta.get("height")
     for name, value in (("width", width), ("height", height)):
-        check_int(f"raw image payload {name}", value, error=EditorError)
+        check_int(f"raw {what} {name}", value, error=EditorError)
     if max_pixels is not None and width * height > max_pixels:
         raise EditorError(f"image payload is {width}x{height}, over the limit of {max_pixels} pixels")
+    return width, height
+
+
+def decode_image(data: bytes | memoryview, encoding: str, meta: Mapping[str, Any], *, max_pixels: int | None = None,
+                 what: str = "image payload") -> Image.Image:
+    """The RGB image (with ``meta["state"]``) of the bytes :func:`encode_image` made; ``what`` names the carrier
+    in errors (``"image payload"``, ``"image blob"``)."""
+    if encoding == "raw":
+        width, height = _check_raw_size(meta, max_pixels, what)
+        if len(data) != width * height * 3:
+            raise EditorError(f"raw {what} holds {len(data)} bytes; {width}x{height} RGB needs {width * height * 3}")
+        image = Image.frombytes("RGB", (width, height), bytes(data))
+    else:
+        try:
+            image = Image.open(io.BytesIO(data))
+            if max_pixels is not None and image.width * image.height > max_pixels:
+                raise EditorError(f"image payload is {image.width}x{image.height}, over the limit of {max_pixels} "
+                                  "pixels")
+            image = image.convert("RGB")
+        except EditorError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is this payload's problem
+            raise EditorError(f"{what} is not a readable image ({type(exc).__name__}: {exc})") from None
+    state = meta.get("state")
+    return image if state is None else with_state(image, state)
+
+
+def to_payload(image: Image.Image, encoding: str = "png") -> dict[str, Any]:
+    """``{"png_base64": <RGB PNG>, "state": ...}`` (or, ``encoding="raw"``, ``{"raw_base64": <RGB bytes>,
+    "width": W, "height": H, "state": ...}``) for a JSON request or response."""
+    meta, data = encode_image(image, encoding)
+    return {f"{encoding}_base64": base64.b64encode(data).decode("ascii"), **meta}
+
+
+def _b64(payload: Mapping[str, Any], key: str) -> bytes:
     try:
-        data = base64.b64decode(payload["raw_base64"], validate=True)
+        return base64.b64decode(payload[key], validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise EditorError(f"image payload 'raw_base64' is not valid base64 ({exc})") from None
-    if len(data) != width * height * 3:
-        raise EditorError(f"raw image payload holds {len(data)} bytes; {width}x{height} RGB needs {width * height * 3}")
-    return Image.frombytes("RGB", (width, height), data)
+        raise EditorError(f"image payload {key!r} is not valid base64 ({exc})") from None
 
 
 def from_payload(payload: Mapping[str, Any], *, max_pixels: int | None = None) -> Image.Image:
     """The RGB image (with its state) of a :func:`to_payload` dict (either encoding); clear errors for bad payloads."""
     if isinstance(payload, Mapping) and isinstance(payload.get("raw_base64"), str):
-        image = _from_raw(payload, max_pixels)
-        state = payload.get("state")
-        return image if state is None else with_state(image, state)
+        _check_raw_size(payload, max_pixels, "image payload")  # before decoding the bytes
+        return decode_image(_b64(payload, "raw_base64"), "raw", payload, max_pixels=max_pixels)
     if not isinstance(payload, Mapping) or not isinstance(payload.get("png_base64"), str):
         raise EditorError(f"image payload {describe(payload)} must be a dict with a 'png_base64' string (or a "
                           "'raw_base64' string with 'width' and 'height')")
-    try:
-        data = base64.b64decode(payload["png_base64"], validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise EditorError(f"image payload 'png_base64' is not valid base64 ({exc})") from None
-    try:
-        image = Image.open(io.BytesIO(data))
-        if max_pixels is not None and image.width * image.height > max_pixels:
-            raise EditorError(f"image payload is {image.width}x{image.height}, over the limit of {max_pixels} pixels")
-        image = image.convert("RGB")
-    except EditorError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is this payload's problem
-        raise EditorError(f"image payload is not a readable image ({type(exc).__name__}: {exc})") from None
-    state = payload.get("state")
-    return image if state is None else with_state(image, state)
+    return decode_image(_b64(payload, "png_base64"), "png", payload, max_pixels=max_pixels)
 
 
-__all__ = ["IMAGE_ENCODINGS", "STATE_COLUMN", "attach_column_state", "decode_state", "encode_state", "from_payload", "image_state",
-           "to_payload", "with_state"]
+__all__ = ["IMAGE_ENCODINGS", "STATE_COLUMN", "attach_column_state", "decode_image", "decode_state", "encode_image", "encode_state",
+           "from_payload", "image_state", "to_payload", "with_state"]

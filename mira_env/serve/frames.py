@@ -17,14 +17,13 @@ A client uses it when ``/info`` lists ``"binary"`` in ``body_formats`` (servers 
 
 from __future__ import annotations
 
-import io
 import json
 import struct
 from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
-from mira_env.editors.state import encode_state, image_state, with_state
+from mira_env.editors.state import decode_image, encode_image
 from mira_env.errors import EditorError, describe
 
 BINARY_CONTENT_TYPE = "application/x-mira-frames"
@@ -68,52 +67,22 @@ def unpack(data: bytes) -> tuple[dict, list[memoryview]]:
 
 
 def image_blob(image: Image.Image, encoding: str = "raw") -> tuple[dict, bytes]:
-    """``(meta, bytes)`` of ``image`` for a binary body (``meta["blob"]`` is set by the caller)."""
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
-    state = image_state(image)
-    encode_state(state)  # refuses non-JSON state here, not in the header's encoder
-    if encoding == "raw":
-        return {"format": "raw", "width": rgb.width, "height": rgb.height, "state": state}, rgb.tobytes()
-    if encoding == "png":
-        buffer = io.BytesIO()
-        rgb.save(buffer, format="PNG", compress_level=1)
-        return {"format": "png", "state": state}, buffer.getvalue()
-    raise EditorError(f"image encoding {encoding!r} is not one of ['png', 'raw']")
+    """``(meta, bytes)`` of ``image`` for a binary body (``meta["blob"]`` is set by the caller); PNG at
+    ``compress_level=1`` (speed over size: the bytes are not base64-inflated here)."""
+    meta, data = encode_image(image, encoding, compress_level=1)
+    return {"format": encoding, **meta}, data
 
 
 def blob_image(meta: Any, blobs: Sequence[memoryview], *, max_pixels: int | None = None) -> Image.Image:
     """The image (with its state) a binary body's image reference ``meta`` points at."""
     if not isinstance(meta, Mapping):
         raise EditorError(f"image reference {describe(meta)} must be an object with 'blob' and 'format'")
-    index = meta.get("blob")
+    index, fmt = meta.get("blob"), meta.get("format")
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(blobs):
         raise EditorError(f"image reference blob={describe(index)} is not one of the body's {len(blobs)} blobs")
-    data, fmt = blobs[index], meta.get("format")
-    if fmt == "raw":
-        width, height = meta.get("width"), meta.get("height")
-        if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in (width, height)):
-            raise EditorError(f"raw image reference needs positive int 'width' and 'height', got {describe(width)} "
-                              f"and {describe(height)}")
-        if max_pixels is not None and width * height > max_pixels:
-            raise EditorError(f"image payload is {width}x{height}, over the limit of {max_pixels} pixels")
-        if len(data) != width * height * 3:
-            raise EditorError(f"raw image blob holds {len(data)} bytes; {width}x{height} RGB needs {width * height * 3}")
-        image = Image.frombytes("RGB", (width, height), bytes(data))
-    elif fmt == "png":
-        try:
-            image = Image.open(io.BytesIO(data))
-            if max_pixels is not None and image.width * image.height > max_pixels:
-                raise EditorError(f"image payload is {image.width}x{image.height}, over the limit of {max_pixels} "
-                                  "pixels")
-            image = image.convert("RGB")
-        except EditorError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any decoder failure is this blob's problem
-            raise EditorError(f"image blob is not a readable PNG ({type(exc).__name__}: {exc})") from None
-    else:
+    if fmt not in ("raw", "png"):
         raise EditorError(f"image reference format={describe(fmt)} is not 'raw' or 'png'")
-    state = meta.get("state")
-    return image if state is None else with_state(image, state)
+    return decode_image(blobs[index], fmt, meta, max_pixels=max_pixels, what="image blob")
 
 
 def move_images_to_blobs(document: dict) -> bytes:
