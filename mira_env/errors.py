@@ -34,10 +34,15 @@ def describe(value: object, limit: int = 80) -> str:
     return f"{text} (type {type(value).__name__})"
 
 
+def choice_message(name: str, value: object, choices) -> str:
+    """``name=<value> (type T) is not one of: 'a', 'b'``: the wording of every choice error."""
+    listed = ", ".join(repr(c) for c in choices)
+    return f"{name}={describe(value)} is not one of: {listed}"
+
+
 def choice_error(name: str, value: object, choices) -> ConfigError:
     """A ``ConfigError`` for ``value`` not being one of ``choices``."""
-    listed = ", ".join(repr(c) for c in choices)
-    return ConfigError(f"{name}={describe(value)} is not one of: {listed}")
+    return ConfigError(choice_message(name, value, choices))
 
 
 def error_message(exc: BaseException) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Iterable
 
-from mira_env.errors import ConfigError, describe
+from mira_env.errors import ConfigError, choice_message, describe
 
 
 def _expected(minimum: int | float | None, maximum: int | float | None, kind: str, above: bool = False) -> str:
@@ -76,6 +76,5 @@ def check_choice(name: str, value: Any, choices: Iterable[Any], *, error: Callab
     """Return ``value`` if it is one of ``choices``; raise ``error`` listing them otherwise."""
     options = list(choices)
     if value not in options:
-        listed = ", ".join(repr(c) for c in options)
-        raise error(f"{name}={describe(value)} is not one of: {listed}")
+        raise error(choice_message(name, value, options))
     return value
