@@ -33,6 +33,9 @@ from mira_env.records import EditingRecord, TrajectoryStep, read_records
 
 FORMATS = ("single_turn", "multi_turn")
 KINDS = ("start", "continue", "stop")
+#: Which answers of a multi-turn conversation carry the loss: "last" (one sample per step) or "all" (one
+#: sample per trajectory, the loss on every assistant answer).
+LOSS_TURNS = ("last", "all")
 
 
 class DataError(TaskError):
@@ -68,8 +71,8 @@ def _load(record: EditingRecord, what: str, loader) -> Image.Image:
 
 
 def record_samples(record: EditingRecord, *, format: str = "multi_turn", system_prompt: str | None = None,
-                   max_steps: int | None = None) -> list[dict]:
-    """The n + 1 SFT samples of one record (see the module docstring).
+                   max_steps: int | None = None, loss_turns: str = "last") -> list[dict]:
+    """The n + 1 SFT samples of one record (see the module docstring), or its one trajectory sample.
 
     Args:
         record: a MIRA-Editing record with its source image and every step's image.
@@ -77,9 +80,19 @@ def record_samples(record: EditingRecord, *, format: str = "multi_turn", system_
         system_prompt: passed to :func:`mira_env.agents.prompt.build_messages` (``""`` drops the system message).
         max_steps: the GRPO edit budget T shown in multi-turn tool results (default
             :data:`mira_env.agents.prompt.DEFAULT_EDIT_BUDGET`, GRPO's default).
+        loss_turns: ``"last"``: the n + 1 per-step samples, each with the loss on its last answer;
+            ``"all"`` (``multi_turn`` only): ONE sample, the stop sample's whole conversation, with the loss on
+            every assistant answer (:class:`SFTCollator`). Each answer is predicted from exactly the context of
+            its per-step sample (a causal model sees only the tokens before it), so the targets and contexts
+            are the same as the n + 1 samples' with one forward pass instead of n + 1.
     """
     if format not in FORMATS:
         raise DataError(f"format={describe(format)} is not one of {list(FORMATS)}")
+    if loss_turns not in LOSS_TURNS:
+        raise DataError(f"loss_turns={describe(loss_turns)} is not one of {list(LOSS_TURNS)}")
+    if loss_turns == "all" and format != "multi_turn":
+        raise DataError(f"loss_turns='all' needs format='multi_turn' (a {format} sample holds one answer); "
+                        "use loss_turns='last'")
     if not isinstance(record, EditingRecord):
         raise DataError(f"expected an EditingRecord, got {describe(record)}")
     if not isinstance(record.complex_instruction, str) or not record.complex_instruction.strip():
@@ -114,8 +127,8 @@ def record_samples(record: EditingRecord, *, format: str = "multi_turn", system_
                                           system_prompt=system_prompt)
         prompt, prompt_images = _placeholders(messages)
         samples.append({"prompt": prompt, "completion": target, "images": prompt_images, "record_id": record.id,
-                        "step": k, "kind": kind, "tools": format == "multi_turn"})
-    return samples
+                        "step": k, "kind": kind, "tools": format == "multi_turn", "all_turns": loss_turns == "all"})
+    return samples[-1:] if loss_turns == "all" else samples
 
 
 def _record_from_row(row: dict, index: int) -> EditingRecord:
@@ -183,10 +196,12 @@ def load_records(source: str | os.PathLike | Iterable[Any], *, split: str = "tra
 
 
 def build_sft_samples(source: Any, *, format: str = "multi_turn", system_prompt: str | None = None,
-                      max_steps: int | None = None, split: str = "train") -> list[dict]:
-    """Every record's n + 1 samples, record by record (see :func:`record_samples`)."""
+                      max_steps: int | None = None, split: str = "train", loss_turns: str = "last") -> list[dict]:
+    """Every record's n + 1 samples (or its one trajectory sample with ``loss_turns="all"``), record by record
+    (see :func:`record_samples`)."""
     return [sample for record in load_records(source, split=split)
-            for sample in record_samples(record, format=format, system_prompt=system_prompt, max_steps=max_steps)]
+            for sample in record_samples(record, format=format, system_prompt=system_prompt, max_steps=max_steps,
+                                         loss_turns=loss_turns)]
 
 
 def samples_to_dataset(samples: Sequence[dict]):
@@ -222,7 +237,9 @@ def fill_images(messages: Sequence[dict], images: Sequence[Image.Image]) -> list
 class SFTCollator:
     """Batches SFT samples for a VLM: prompt rendered with the chat template (plus the ``edit`` tool
     schema for multi-turn samples, as GRPO renders it), target + end-of-turn appended, loss on the
-    target tokens only (``labels = -100`` elsewhere).
+    target tokens only (``labels = -100`` elsewhere). A trajectory sample (``"all_turns": True``, from
+    ``loss_turns="all"``) also carries the loss on every earlier assistant answer of its conversation, each
+    up to and including its end-of-turn token.
     """
 
     processor: Any
@@ -231,43 +248,75 @@ class SFTCollator:
     def __post_init__(self) -> None:
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.eos = tokenizer.eos_token or "<|im_end|>"
+        self.eos_id = tokenizer.convert_tokens_to_ids(self.eos)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def _template(self, messages: Sequence[dict], tools: bool) -> str:
+        from mira_env.agents.families import EDIT_TOOL_SCHEMA
+
+        messages = [{k: v for k, v in m.items() if v is not None} for m in messages]
+        messages = [{**m, "content": [{k: v for k, v in p.items() if v is not None} for p in m["content"]]}
+                    if isinstance(m.get("content"), list) else m for m in messages]
+        return self.processor.apply_chat_template(messages, tools=[EDIT_TOOL_SCHEMA] if tools else None,
+                                                  tokenize=False, add_generation_prompt=True)
 
     def render(self, sample: dict) -> tuple[str, str]:
         """``(prompt_text, target_text)`` of one sample."""
-        from mira_env.agents.families import EDIT_TOOL_SCHEMA
+        return self._template(sample["prompt"], bool(sample.get("tools"))), sample["completion"] + self.eos
 
-        messages = [{k: v for k, v in m.items() if v is not None} for m in sample["prompt"]]
-        messages = [{**m, "content": [{k: v for k, v in p.items() if v is not None} for p in m["content"]]}
-                    if isinstance(m.get("content"), list) else m for m in messages]
-        prompt = self.processor.apply_chat_template(messages, tools=[EDIT_TOOL_SCHEMA] if sample.get("tools") else None,
-                                                    tokenize=False, add_generation_prompt=True)
-        return prompt, sample["completion"] + self.eos
+    def answer_prompts(self, sample: dict) -> list[tuple[str, int]]:
+        """``(prompt_text, number_of_images)`` before each earlier assistant answer of a trajectory sample
+        (empty for a per-step sample). Raises when the chat template renders the earlier turns of the whole
+        conversation differently from a shorter one: then those answers were not trained in their per-step
+        context, and per-step samples (``loss_turns="last"``) are the right choice."""
+        if not sample.get("all_turns"):
+            return []
+        prompt, _ = self.render(sample)
+        out, images = [], 0
+        for index, message in enumerate(sample["prompt"]):
+            if message.get("role") == "assistant":
+                text = self._template(sample["prompt"][:index], bool(sample.get("tools")))
+                if not prompt.startswith(text):
+                    raise DataError(f"record {sample.get('record_id')!r}: the chat template renders the turns "
+                                    f"before assistant message {index} differently inside the whole conversation, "
+                                    "so its answer cannot be trained in its own context; use loss_turns='last'")
+                out.append((text, images))
+            content = message.get("content")
+            if isinstance(content, list):
+                images += sum(1 for part in content if part.get("type") == "image")
+        return out
+
+    def _length(self, text: str, images: Sequence[Image.Image]) -> int:
+        return int(self.processor(text=[text], images=list(images) or None, return_tensors="pt")["input_ids"].shape[1])
 
     def __call__(self, samples: list[dict]) -> dict:
         import torch
 
-        texts, prompt_lengths, images = [], [], []
-        tokenizer = getattr(self.processor, "tokenizer", self.processor)
+        texts, prompts, images = [], [], []
         for sample in samples:
             prompt, target = self.render(sample)
             texts.append(prompt + target)
             images.append(list(sample["images"]))
-            prompt_lengths.append(prompt)
+            prompts.append(prompt)
         flat = [image for group in images for image in group]
         batch = self.processor(text=texts, images=flat or None, padding=True, padding_side="right",
                                return_tensors="pt")
-        labels = batch["input_ids"].clone()
+        ids = batch["input_ids"]
+        labels = torch.full_like(ids, -100)
+        for row, (sample, prompt, group) in enumerate(zip(samples, prompts, images)):
+            # The prompt's token count: tokenize the prompt alone with the same images; the answer follows it.
+            start = self._length(prompt, group)
+            labels[row, start:] = ids[row, start:]
+            for text, count in self.answer_prompts(sample):
+                start = self._length(text, group[:count])
+                ends = (ids[row, start:] == self.eos_id).nonzero()
+                end = start + int(ends[0]) + 1 if len(ends) else ids.shape[1]
+                labels[row, start:end] = ids[row, start:end]
         labels[batch["attention_mask"] == 0] = -100
-        # The prompt's token count: tokenize the prompt alone with the same images.
-        for row, (prompt, group) in enumerate(zip(prompt_lengths, images)):
-            prompt_ids = self.processor(text=[prompt], images=group or None, return_tensors="pt")["input_ids"]
-            labels[row, : prompt_ids.shape[1]] = -100
-        if self.max_length is not None and batch["input_ids"].shape[1] > self.max_length:
-            raise ValueError(f"a batch is {batch['input_ids'].shape[1]} tokens long, over max_length="
+        if self.max_length is not None and ids.shape[1] > self.max_length:
+            raise ValueError(f"a batch is {ids.shape[1]} tokens long, over max_length="
                              f"{self.max_length}; raise max_length (image tokens cannot be cut)")
         batch["labels"] = labels
         if not torch.any(labels != -100):
             raise ValueError("no target tokens in the batch")
-        del tokenizer
         return dict(batch)

@@ -18,9 +18,9 @@ from typing import Any
 
 from mira_env.agents.prompt import DEFAULT_EDIT_BUDGET
 from mira_env.errors import ConfigError, describe
-from mira_env.validate import check_int
+from mira_env.validate import check_choice, check_int
 from mira_env.train.config import ModelArguments, config_to_dict, resolve_config
-from mira_env.train.data import FORMATS
+from mira_env.train.data import FORMATS, LOSS_TURNS
 
 
 @dataclass
@@ -40,6 +40,11 @@ class SFTDataArguments:
     edit_budget: int = field(default=DEFAULT_EDIT_BUDGET, metadata={
         "help": "Edit budget T shown in multi-turn tool results ('Edit k of T'); keep it equal to GRPO's "
                 "max_tool_calling_iterations (default 5 in both)."})
+    loss_turns: str = field(default="last", metadata={
+        "help": "'last' (default): one sample per step (start / continue / stop), the loss on its answer; 'all' "
+                "(multi_turn only): one sample per trajectory, the loss on every assistant answer. Same targets in "
+                "the same contexts, about 1/(n+1) of the forward passes (TRL's assistant-only loss, done by the "
+                "collator so the family's real chat template needs no generation tags)."})
     max_samples: int | None = field(default=None, metadata={"help": "Use only the first N samples (smoke runs)."})
     resume: str | None = field(default=None, metadata={
         "help": "Resume training: 'auto' (the last checkpoint in output_dir) or a checkpoint folder."})
@@ -47,6 +52,9 @@ class SFTDataArguments:
     def __post_init__(self) -> None:
         if self.sample_format not in FORMATS:
             raise ConfigError(f"sample_format={describe(self.sample_format)} is not one of {list(FORMATS)}")
+        check_choice("loss_turns", self.loss_turns, LOSS_TURNS)
+        if self.loss_turns == "all" and self.sample_format != "multi_turn":
+            raise ConfigError(f"loss_turns='all' needs sample_format='multi_turn', got {self.sample_format!r}")
         if self.max_samples is not None and self.max_samples < 1:
             raise ConfigError(f"max_samples={self.max_samples} must be >= 1 (or unset for all samples)")
         check_int("edit_budget", self.edit_budget, hint="GRPO's max_tool_calling_iterations")
@@ -95,7 +103,7 @@ def train_sft(model_args: ModelArguments, data_args: SFTDataArguments, sft_confi
             raise ConfigError("no training data: pass --records <MIRA-Editing folder | records.jsonl | dataset>")
         samples = build_sft_samples(data_args.records, format=data_args.sample_format,
                                     system_prompt=data_args.system_prompt, max_steps=data_args.edit_budget,
-                                    split=data_args.split)
+                                    split=data_args.split, loss_turns=data_args.loss_turns)
     if data_args.max_samples is not None:
         samples = samples[: data_args.max_samples]
     if not samples:

@@ -114,3 +114,67 @@ def test_collator_puts_the_loss_on_the_answer_only(tiny_path, sample_format):
     # every image of every sample is in pixel_values, with as many image tokens as its grid needs
     assert int((batch["input_ids"] == image_token).sum()) == int(batch["image_grid_thw"].prod(-1).sum()) // merge
     assert batch["image_grid_thw"].shape[0] == sum(len(s["images"]) for s in samples)
+
+
+def _prepared(tiny_path):
+    from transformers import AutoConfig, AutoProcessor
+
+    from mira_env.agents.families import prepare_processor
+
+    processor = AutoProcessor.from_pretrained(tiny_path)
+    prepare_processor(processor, AutoConfig.from_pretrained(tiny_path))
+    return processor
+
+
+def test_a_trajectory_sample_trains_every_answer_in_its_own_step_context(tiny_path):
+    """loss_turns='all': one sample per record whose labels are every answer; each answer token gets the
+    same logits (so the same loss) as in its per-step sample, in one forward pass instead of n + 1."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    processor = _prepared(tiny_path)
+    record = make_record(3, ["paint it red", "paint it blue"])
+    steps = record_samples(record, system_prompt="", max_steps=3)
+    (trajectory,) = record_samples(record, system_prompt="", max_steps=3, loss_turns="all")
+    assert trajectory["all_turns"] is True and trajectory["kind"] == "stop" and len(trajectory["images"]) == 4
+    collator = SFTCollator(processor)
+    eos = processor.tokenizer.eos_token
+    full = collator([trajectory])
+    kept = full["labels"][0][full["labels"][0] != -100]
+    assert processor.tokenizer.decode(kept) == "".join(s["completion"] + eos for s in steps)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_path).eval()
+    with torch.no_grad():
+        whole = model(**{k: v for k, v in full.items() if k != "labels"}).logits[0]
+        positions = (full["labels"][0] != -100).nonzero().flatten().tolist()
+        got = []
+        for sample in steps:
+            batch = collator([sample])
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0]
+            mine = (batch["labels"][0] != -100).nonzero().flatten()
+            assert torch.equal(batch["input_ids"][0], full["input_ids"][0, : batch["input_ids"].shape[1]])
+            got.append(logits[mine - 1])
+    torch.testing.assert_close(torch.cat(got), whole[torch.tensor(positions) - 1], atol=1e-4, rtol=1e-4)
+
+
+def test_trajectory_samples_need_multi_turn_and_a_template_that_keeps_earlier_turns(tiny_path):
+    with pytest.raises(DataError, match="loss_turns='all' needs format='multi_turn'"):
+        record_samples(make_record(0, ["a"]), format="single_turn", loss_turns="all")
+    with pytest.raises(DataError, match="loss_turns='every' .* is not one of"):
+        record_samples(make_record(0, ["a"]), loss_turns="every")
+    processor = _prepared(tiny_path)
+    # a template that renders the message count up front changes every earlier turn's context
+    processor.chat_template = "{{ messages | length }}" + processor.chat_template
+    (sample,) = record_samples(make_record(1, ["paint it red"]), system_prompt="", loss_turns="all")
+    with pytest.raises(DataError, match="renders the turns before assistant message 1 differently.*loss_turns='last'"):
+        SFTCollator(processor)([sample])
+
+
+def test_sft_arguments_check_loss_turns():
+    from mira_env.errors import ConfigError
+    from mira_env.train.sft import SFTDataArguments
+
+    assert SFTDataArguments(loss_turns="all").loss_turns == "all"
+    with pytest.raises(ConfigError, match="loss_turns='all' needs sample_format='multi_turn', got 'single_turn'"):
+        SFTDataArguments(loss_turns="all", sample_format="single_turn")
+    with pytest.raises(ConfigError, match="loss_turns"):
+        SFTDataArguments(loss_turns="first")
