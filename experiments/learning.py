@@ -50,11 +50,24 @@ class LearningConfig:
     noise_kinds: str = field(default="ignore", metadata={
         "help": "Comma-separated EditorNoise kinds at probability --noise (ignore, wrong_object, color_drift, "
                 "position_drift, partial)."})
-    sft_tasks: int = field(default=3000, metadata={"help": "Fresh training tasks exported for SFT (3 samples each)."})
+    short_tasks: int = field(default=6000, metadata={
+        "help": "Fresh training tasks for the short-context SFT stage (`--sample_format single_turn`: one user "
+                "message, no tool block; 3 samples each). 0 skips the stage."})
+    short_steps: int = field(default=1200, metadata={"help": "Short-context SFT steps at most (one pass)."})
+    short_minutes: float = field(default=10.0, metadata={"help": "Short-context SFT wall-clock budget."})
+    short_batch: int = field(default=16, metadata={"help": "Short-context SFT batch size (samples)."})
+    sft_tasks: int = field(default=3000, metadata={
+        "help": "Fresh training tasks exported for the multi-turn SFT stage (the GRPO / eval conversation)."})
     sft_steps: int = field(default=1000, metadata={"help": "SFT optimizer steps at most (one pass: no sample twice)."})
     sft_minutes: float = field(default=20.0, metadata={"help": "SFT wall-clock budget; training stops at it."})
     sft_batch: int = field(default=8, metadata={"help": "SFT batch size."})
-    sft_lr: float = field(default=3e-3, metadata={"help": "SFT learning rate (constant after 20 warm-up steps)."})
+    sft_lr: float = field(default=3e-3, metadata={"help": "SFT learning rate of both stages (20 warm-up steps)."})
+    sft_scheduler: str = field(default="cosine", metadata={
+        "help": "lr_scheduler_type of the multi-turn SFT stage (the short-context stage is constant after warm-up): "
+                "'cosine' anneals to 0 over sft_steps."})
+    sft_loss_turns: str = field(default="all", metadata={
+        "help": "`mira train sft --loss_turns`: 'all' = one sample per trajectory with the loss on every answer "
+                "(sft_batch counts trajectories), 'last' = one sample per step."})
     curve_every: int = field(default=200, metadata={"help": "SFT steps between held-out curve points."})
     curve_tasks: int = field(default=32, metadata={"help": "Validation tasks per curve / monitor point."})
     grpo_tasks: int = field(default=256, metadata={"help": "Training tasks for GRPO (fresh: one row per task)."})
@@ -177,12 +190,13 @@ def train_bpe_tokenizer(texts: Sequence[str], vocab_size: int):
 
 
 def corpus_texts(samples: Sequence[dict], processor) -> list[str]:
-    """The rendered SFT samples (tool prompt, conversation and answer): the BPE tokenizer's training text."""
+    """The rendered SFT samples (tool prompt of multi-turn samples, conversation and answer): the BPE
+    tokenizer's training text."""
     from mira_env.train.tools import tool_schemas
 
     tools = tool_schemas()
     return [processor.apply_chat_template(list(s["prompt"]) + [{"role": "assistant", "content": s["completion"]}],
-                                          tools=tools, tokenize=False) for s in samples]
+                                          tools=tools if s.get("tools") else None, tokenize=False) for s in samples]
 
 
 def with_tokenizer(path: Path, tokenizer) -> Path:
@@ -286,7 +300,7 @@ def run(cfg: LearningConfig) -> dict:
     from mira_env.agents.episode_stats import episode_stats
     from mira_env.rewards import build_reward
     from mira_env.shapes import make_shapes_env
-    from mira_env.train.data import build_sft_samples
+    from mira_env.train.data import build_sft_samples, load_records
     from mira_env.train.grpo import build_dataset, resolve as grpo_resolve, train_grpo
     from mira_env.agents.play import play_episodes
     from mira_env.train.monitor import AlarmConfig, RewardHackingMonitor
@@ -326,33 +340,52 @@ def run(cfg: LearningConfig) -> dict:
 
     # 0. fresh SFT data (mira export) and the random-init policy with a BPE tokenizer trained on its text only
     export = export_records(out / "export_train", "train", cfg.sft_tasks, cfg.difficulty, cfg.resolution, cfg.seed)
-    samples = build_sft_samples(str(export), format="multi_turn", system_prompt="", max_steps=cfg.budget)
+    short = (export_records(out / "export_short", "train", cfg.short_tasks, cfg.difficulty, cfg.resolution,
+                            cfg.seed + 2) if cfg.short_tasks > 0 else None)
     base = build_small_vlm(out / "init", cfg.hidden, cfg.layers, cfg.seed)
     if not (base / "mira_bpe.json").is_file():
-        texts = corpus_texts(samples[: min(len(samples), 3000)], AutoProcessor.from_pretrained(base))
+        samples = build_sft_samples(load_records(str(export))[:700], format="multi_turn", system_prompt="",
+                                    max_steps=cfg.budget)
+        if short is not None:
+            samples += build_sft_samples(load_records(str(short))[:700], format="single_turn", system_prompt="")
+        texts = corpus_texts(samples, AutoProcessor.from_pretrained(base))
         with_tokenizer(base, train_bpe_tokenizer(texts, cfg.bpe_vocab))
         (base / "mira_bpe.json").write_text(json.dumps({"vocab": cfg.bpe_vocab, "texts": len(texts)}))
-    del samples
+        del samples
     evaluate("oracle", agent=ScriptedOracleAgent(replan=True))
     evaluate("oracle_open_loop", agent=ScriptedOracleAgent(replan=False))
     if cfg.eval_untrained:
         evaluate("untrained", str(base))
-    # 1. SFT on the exported records: one pass, a wall-clock budget, a held-out curve
     time_budget, curve_cls = _callbacks()
+
+    def sft_stage(name: str, start: Path, records: Path, sample_format: str, steps: int, batch: int, minutes: float,
+                  scheduler: str, callbacks: list) -> Path:
+        """One `mira train sft` stage (one pass over fresh records, a wall-clock budget) from ``start``."""
+        t, folder = time.time(), out / name
+        if not (folder / "model.safetensors").is_file():
+            model_args, data_args, sft_config = sft_resolve({
+                "model_name_or_path": str(start), "records": str(records), "output_dir": str(folder),
+                "max_steps": steps, "per_device_train_batch_size": batch, "learning_rate": cfg.sft_lr,
+                "lr_scheduler_type": scheduler, "warmup_steps": 20, "save_steps": 100_000,
+                "logging_steps": 10, "seed": cfg.seed, "system_prompt": "", "sample_format": sample_format,
+                "edit_budget": cfg.budget, "loss_turns": cfg.sft_loss_turns if sample_format == "multi_turn" else "last",
+                "disable_tqdm": True})
+            sft = train_sft(model_args, data_args, sft_config, callbacks=[time_budget(minutes), *callbacks])
+            results[f"{name}_log"] = sft.trainer.state.log_history
+            results[f"{name}_samples"] = sft.num_samples
+        timings[f"{name}_s"] = time.time() - t
+        return folder
+
+    # 1a. short-context SFT (single_turn: no tool block, ~1/4 of the tokens): the copy skill where C is near
+    start = base
+    if short is not None:
+        start = sft_stage("sft_short", base, short, "single_turn", cfg.short_steps, cfg.short_batch,
+                          cfg.short_minutes, "constant_with_warmup", [])
+        evaluate("sft_short", str(start))
+    # 1b. SFT in the tool conversation GRPO and evaluation use, from stage 1a; a held-out curve
     curve = curve_cls(val_env, cfg.curve_every, cfg.curve_tasks, cfg.seed + 11)
-    t = time.time()
-    sft_dir = out / "sft"
-    if not (sft_dir / "model.safetensors").is_file():
-        model_args, data_args, sft_config = sft_resolve({
-            "model_name_or_path": str(base), "records": str(export), "output_dir": str(sft_dir), "max_steps": cfg.sft_steps,
-            "per_device_train_batch_size": cfg.sft_batch, "learning_rate": cfg.sft_lr,
-            "lr_scheduler_type": "constant_with_warmup", "warmup_steps": 20, "save_steps": 100_000,
-            "logging_steps": 10, "seed": cfg.seed, "system_prompt": "", "sample_format": "multi_turn",
-            "edit_budget": cfg.budget, "disable_tqdm": True})
-        sft = train_sft(model_args, data_args, sft_config, callbacks=[time_budget(cfg.sft_minutes), curve])
-        results["sft_log"] = sft.trainer.state.log_history
-        results["sft_samples"] = sft.num_samples
-    timings["sft_s"] = time.time() - t
+    sft_dir = sft_stage("sft", start, export, "multi_turn", cfg.sft_steps, cfg.sft_batch, cfg.sft_minutes,
+                        cfg.sft_scheduler, [curve])
     results["sft_curve"] = curve.points
     evaluate("sft", str(sft_dir))
     # 2. GRPO from the SFT policy under editor noise: reward oracle_progress + success bonus, scored every step
@@ -421,16 +454,21 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 4, figsize=(22, 4))
-    sft = [(e["step"], e["loss"]) for e in results.get("sft_log", []) if "loss" in e]
+    short = [(e["step"], e["loss"]) for e in results.get("sft_short_log", []) if "loss" in e]
+    offset = short[-1][0] if short else 0
+    if short:
+        axes[0].plot(*zip(*short), label="loss, short-context stage (single_turn)")
+    sft = [(e["step"] + offset, e["loss"]) for e in results.get("sft_log", []) if "loss" in e]
     if sft:
-        axes[0].plot(*zip(*sft), label="loss")
+        axes[0].plot(*zip(*sft), label="loss, tool-conversation stage (multi_turn, all answers)")
+        axes[0].legend(fontsize=7, loc="upper right")
     curve = results.get("sft_curve", [])
     if curve:
         ax = axes[0].twinx()
-        ax.plot([p["step"] for p in curve], [p["heldout_success"] or 0 for p in curve], "o-", color="C1",
+        ax.plot([p["step"] + offset for p in curve], [p["heldout_success"] or 0 for p in curve], "o-", color="C1",
                 label="validation success")
         ax.set_ylim(0, 1)
-    axes[0].set(title="SFT: loss (answer tokens), validation success", xlabel="step")
+    axes[0].set(title="SFT: loss (answer tokens), validation success", xlabel="SFT step (both stages)")
     for credit, data in results.get("grpo", {}).items():
         points = [(e["step"], e["reward"]) for e in data["log"] if "reward" in e]
         if points:
@@ -464,8 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(parser.parse_args(argv))
     smoke = args.pop("smoke")
     if smoke:
-        args = {**dict(sft_tasks=8, sft_steps=4, sft_batch=2, curve_every=2, curve_tasks=2, grpo_tasks=4,
-                       grpo_steps=2, group=2, grpo_batch=4, monitor_every=1, eval_tasks=4, hidden=64, layers=2),
+        args = {**dict(short_tasks=8, short_steps=4, short_batch=2, sft_tasks=8, sft_steps=4, sft_batch=2,
+                       curve_every=2, curve_tasks=2, grpo_tasks=4, grpo_steps=2, group=2, grpo_batch=4,
+                       monitor_every=1, eval_tasks=4, hidden=64, layers=2),
                 **{k: v for k, v in args.items() if v is not None}}
     (cfg,) = resolve_config((LearningConfig,), args)
     import torch

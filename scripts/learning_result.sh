@@ -7,11 +7,13 @@
 set -euo pipefail
 OUT=${1:-runs/learning}
 export TRL_EXPERIMENTAL_SILENCE=1
-python experiments/learning.py --out "$OUT" --threads 1 --difficulty 1 --resolution 56 --budget 3 \
-    --noise 0.25 --noise_kinds ignore --sft_tasks 2000 --sft_steps 750 --sft_minutes 22 --sft_batch 8 --sft_lr 3e-3 \
-    --curve_every 150 --curve_tasks 24 --grpo_tasks 64 --grpo_steps 20 --group 8 --grpo_batch 16 --grpo_lr 3e-4 \
-    --beta 0.0 --success_bonus 1.0 --credits episode,turn --monitor_every 10 --eval_tasks 100 \
-    --hidden 128 --layers 3 --bpe_vocab 1024 --seed 0
+python experiments/learning.py --out "$OUT" --threads 2 --difficulty 1 --resolution 56 --budget 3 \
+    --noise 0.25 --noise_kinds ignore \
+    --short_tasks 18000 --short_steps 3375 --short_minutes 22 --short_batch 16 \
+    --sft_tasks 4000 --sft_steps 480 --sft_minutes 10 --sft_batch 8 --sft_lr 3e-3 --sft_scheduler cosine \
+    --sft_loss_turns all --curve_every 120 --curve_tasks 24 \
+    --grpo_tasks 256 --grpo_steps 50 --group 8 --grpo_batch 32 --grpo_lr 2e-4 --beta 0.0 --success_bonus 1.0 \
+    --credits episode,turn --monitor_every 20 --eval_tasks 100 --hidden 128 --layers 3 --bpe_vocab 1024 --seed 0
 mkdir -p docs/results
 cp "$OUT/learning.png" docs/results/learning_curve.png
 cp "$OUT/results.json" docs/results/learning_results.json
