@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Reproduces docs/results/learning.md: fresh `mira export` tasks -> SFT (`mira train sft`, one pass, a wall-clock
-# budget) of a random-init small Qwen2.5-VL-architecture policy with a BPE tokenizer trained on its own SFT text ->
-# GRPO (`mira train grpo`) under editor noise with oracle_progress + success bonus, episode advantage AND turn-level
-# credit, the reward-hacking monitor as a callback -> every stage and the scripted oracle on the same 100 held-out
-# test tasks with the same editor seeds (rollout engine), exact McNemar tests. About 50 minutes on 2 CPU cores.
+# Reproduces docs/results/learning.md: fresh `mira export` tasks -> SFT of a random-init small Qwen2.5-VL-architecture
+# policy (BPE tokenizer trained on its own training text) in two stages, a short-context one (`mira train sft
+# --sample_format single_turn`) then the tool conversation (`--sample_format multi_turn --loss_turns all`) -> GRPO
+# (`mira train grpo`) under editor noise with oracle_progress + success bonus, episode advantage AND turn-level credit,
+# the reward-hacking monitor as a callback -> every stage and the scripted oracle on the same 100 held-out test tasks
+# with the same editor seeds (rollout engine), exact McNemar tests. About 56 minutes on 2 CPU cores (cap: 60).
 set -euo pipefail
 OUT=${1:-runs/learning}
 export TRL_EXPERIMENTAL_SILENCE=1
