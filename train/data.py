@@ -30,6 +30,7 @@ from mira_env.actions import STOP, format_action
 from mira_env.agents.prompt import DEFAULT_EDIT_BUDGET, Turn, build_conversation, build_messages
 from mira_env.errors import TaskError, describe
 from mira_env.records import EditingRecord, TrajectoryStep, read_records
+from mira_env.validate import check_choice
 
 FORMATS = ("single_turn", "multi_turn")
 KINDS = ("start", "continue", "stop")
@@ -88,8 +89,7 @@ def record_samples(record: EditingRecord, *, format: str = "multi_turn", system_
     """
     if format not in FORMATS:
         raise DataError(f"format={describe(format)} is not one of {list(FORMATS)}")
-    if loss_turns not in LOSS_TURNS:
-        raise DataError(f"loss_turns={describe(loss_turns)} is not one of {list(LOSS_TURNS)}")
+    check_choice("loss_turns", loss_turns, LOSS_TURNS, error=DataError)
     if loss_turns == "all" and format != "multi_turn":
         raise DataError(f"loss_turns='all' needs format='multi_turn' (a {format} sample holds one answer); "
                         "use loss_turns='last'")
@@ -113,7 +113,8 @@ def record_samples(record: EditingRecord, *, format: str = "multi_turn", system_
         raise DataError(f"record {record.id!r} has {len(steps)} steps, over the edit budget {budget}; raise "
                         "edit_budget (GRPO's max_tool_calling_iterations) to at least the longest trajectory")
     samples = []
-    for k in range(len(steps) + 1):
+    # a trajectory sample is the stop sample (k = n): its conversation holds every earlier answer
+    for k in ([len(steps)] if loss_turns == "all" else range(len(steps) + 1)):
         target = format_action(instructions[k]) if k < len(steps) else format_action(STOP)
         kind = "start" if k == 0 else ("stop" if k == len(steps) else "continue")
         if k == 0 and not steps:
@@ -128,7 +129,7 @@ def record_samples(record: EditingRecord, *, format: str = "multi_turn", system_
         prompt, prompt_images = _placeholders(messages)
         samples.append({"prompt": prompt, "completion": target, "images": prompt_images, "record_id": record.id,
                         "step": k, "kind": kind, "tools": format == "multi_turn", "all_turns": loss_turns == "all"})
-    return samples[-1:] if loss_turns == "all" else samples
+    return samples
 
 
 def _record_from_row(row: dict, index: int) -> EditingRecord:
@@ -264,14 +265,13 @@ class SFTCollator:
         """``(prompt_text, target_text)`` of one sample."""
         return self._template(sample["prompt"], bool(sample.get("tools"))), sample["completion"] + self.eos
 
-    def answer_prompts(self, sample: dict) -> list[tuple[str, int]]:
-        """``(prompt_text, number_of_images)`` before each earlier assistant answer of a trajectory sample
-        (empty for a per-step sample). Raises when the chat template renders the earlier turns of the whole
+    def answer_prompts(self, sample: dict, prompt: str) -> list[tuple[str, int]]:
+        """``(prompt_text, number_of_images)`` before each earlier assistant answer of a trajectory sample whose
+        whole rendered prompt is ``prompt`` (empty for a per-step sample). Raises when the chat template renders the earlier turns of the whole
         conversation differently from a shorter one: then those answers were not trained in their per-step
         context, and per-step samples (``loss_turns="last"``) are the right choice."""
         if not sample.get("all_turns"):
             return []
-        prompt, _ = self.render(sample)
         out, images = [], 0
         for index, message in enumerate(sample["prompt"]):
             if message.get("role") == "assistant":
@@ -307,7 +307,7 @@ class SFTCollator:
             # The prompt's token count: tokenize the prompt alone with the same images; the answer follows it.
             start = self._length(prompt, group)
             labels[row, start:] = ids[row, start:]
-            for text, count in self.answer_prompts(sample):
+            for text, count in self.answer_prompts(sample, prompt):
                 start = self._length(text, group[:count])
                 ends = (ids[row, start:] == self.eos_id).nonzero()
                 end = start + int(ends[0]) + 1 if len(ends) else ids.shape[1]

@@ -159,7 +159,7 @@ def test_a_trajectory_sample_trains_every_answer_in_its_own_step_context(tiny_pa
 def test_trajectory_samples_need_multi_turn_and_a_template_that_keeps_earlier_turns(tiny_path):
     with pytest.raises(DataError, match="loss_turns='all' needs format='multi_turn'"):
         record_samples(make_record(0, ["a"]), format="single_turn", loss_turns="all")
-    with pytest.raises(DataError, match="loss_turns='every' .* is not one of"):
+    with pytest.raises(DataError, match="loss_turns='every' .* is not one of: 'last', 'all'"):
         record_samples(make_record(0, ["a"]), loss_turns="every")
     processor = _prepared(tiny_path)
     # a template that renders the message count up front changes every earlier turn's context
