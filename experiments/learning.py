@@ -46,7 +46,7 @@ class LearningConfig:
     budget: int = field(default=3, metadata={"help": "Edit budget T (max_tool_calling_iterations)."})
     noise: float = field(default=0.25, metadata={
         "help": "Editor noise probability of each kind in --noise_kinds, for GRPO, the monitor and evaluation "
-                "(SFT trajectories are clean)."})
+                "(SFT trajectories are clean unless --sft_noise)."})
     noise_kinds: str = field(default="ignore", metadata={
         "help": "Comma-separated EditorNoise kinds at probability --noise (ignore, wrong_object, color_drift, "
                 "position_drift, partial)."})
@@ -58,6 +58,10 @@ class LearningConfig:
     short_batch: int = field(default=16, metadata={"help": "Short-context SFT batch size (samples)."})
     sft_tasks: int = field(default=3000, metadata={
         "help": "Fresh training tasks exported for the multi-turn SFT stage (the GRPO / eval conversation)."})
+    sft_noise: float = field(default=0.0, metadata={
+        "help": "`mira export --noise_ignore` of the multi-turn SFT stage's tasks: each edit is ignored with this "
+                "probability and the oracle re-issues it, so the trajectories teach looking at It and retrying "
+                "(tasks whose retries do not fit in --budget are skipped). 0 = clean trajectories."})
     sft_steps: int = field(default=1000, metadata={"help": "SFT optimizer steps at most (one pass: no sample twice)."})
     sft_minutes: float = field(default=20.0, metadata={"help": "SFT wall-clock budget; training stops at it."})
     sft_batch: int = field(default=8, metadata={"help": "SFT batch size."})
@@ -75,6 +79,7 @@ class LearningConfig:
     group: int = field(default=8, metadata={"help": "GRPO group size (num_generations)."})
     grpo_batch: int = field(default=16, metadata={"help": "Completions per GRPO step (a multiple of group)."})
     grpo_lr: float = field(default=3e-4, metadata={"help": "GRPO learning rate."})
+    grpo_temperature: float = field(default=1.0, metadata={"help": "GRPO sampling temperature of the rollouts."})
     beta: float = field(default=0.0, metadata={"help": "GRPO KL coefficient."})
     success_bonus: float = field(default=1.0, metadata={
         "help": "GRPO reward = oracle_progress + success_bonus on an exact match."})
@@ -246,12 +251,16 @@ def summarize(name: str, records: Sequence[Any], stats: Any = None) -> dict:
     return out
 
 
-def export_records(out: Path, split: str, num_tasks: int, difficulty: int, resolution: int, seed: int) -> Path:
-    """``mira export`` of ``num_tasks`` tasks with their oracle trajectories (skipped when already there)."""
+def export_records(out: Path, split: str, num_tasks: int, difficulty: int, resolution: int, seed: int,
+                   noise_ignore: float = 0.0, max_steps: int | None = None) -> Path:
+    """``mira export`` of ``num_tasks`` tasks with their oracle trajectories (skipped when already there);
+    ``noise_ignore`` > 0 exports trajectories with re-issued ignored edits within ``max_steps``."""
     if not (out / "records.jsonl").is_file():
+        noisy = ["--noise_ignore", str(noise_ignore), "--noise_seed", str(seed), "--max_steps", str(max_steps)]
         subprocess.run([sys.executable, "-m", "mira_env.train.cli", "export", "--out", str(out), "--split", split,
                         "--num_tasks", str(num_tasks), "--difficulty", str(difficulty), "--resolution",
-                        str(resolution), "--seed", str(seed), "--progress", "false"], check=True)
+                        str(resolution), "--seed", str(seed), "--progress", "false",
+                        *(noisy if noise_ignore > 0 else [])], check=True)
     return out
 
 
@@ -339,7 +348,8 @@ def run(cfg: LearningConfig) -> dict:
         save()
 
     # 0. fresh SFT data (mira export) and the random-init policy with a BPE tokenizer trained on its text only
-    export = export_records(out / "export_train", "train", cfg.sft_tasks, cfg.difficulty, cfg.resolution, cfg.seed)
+    export = export_records(out / "export_train", "train", cfg.sft_tasks, cfg.difficulty, cfg.resolution, cfg.seed,
+                            noise_ignore=cfg.sft_noise, max_steps=cfg.budget)
     short = (export_records(out / "export_short", "train", cfg.short_tasks, cfg.difficulty, cfg.resolution,
                             cfg.seed + 2) if cfg.short_tasks > 0 else None)
     base = build_small_vlm(out / "init", cfg.hidden, cfg.layers, cfg.seed)
@@ -403,7 +413,7 @@ def run(cfg: LearningConfig) -> dict:
             "model_name_or_path": str(sft_dir), "output_dir": str(out / f"grpo_{credit}"), "max_steps": cfg.grpo_steps,
             "num_generations": cfg.group, "per_device_train_batch_size": cfg.grpo_batch,
             "learning_rate": cfg.grpo_lr, "beta": cfg.beta, "max_tool_calling_iterations": cfg.budget,
-            "max_completion_length": 384, "temperature": 1.0, "save_steps": 100_000, "logging_steps": 1,
+            "max_completion_length": 384, "temperature": cfg.grpo_temperature, "save_steps": 100_000, "logging_steps": 1,
             "seed": cfg.seed, "system_prompt": "", "tasks": "shapes", "reward": "composite",
             "reward_terms": ["oracle_progress"], "scale_rewards": "group", "loss_type": "dapo",
             "advantage": credit, "disable_tqdm": True})
