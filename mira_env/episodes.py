@@ -12,10 +12,11 @@ Malformed lines raise :class:`EpisodeRecordError` naming ``file:line`` and the b
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Mapping
 
@@ -100,19 +101,42 @@ def _check(where: str, key: str, value: Any, kind: str, optional: bool) -> Any:
 
 
 def _read(cls: type, data: Any, where: str, what: str) -> dict[str, Any]:
-    """The constructor arguments of ``cls`` (its ``_SPEC``) out of ``data``; unknown keys go to ``extra``."""
+    """The constructor arguments of ``cls`` (its :func:`_field_spec`) out of ``data``; unknown keys go to ``extra``."""
     if not isinstance(data, Mapping):
         raise _error(where, f"{describe(data)} is not {what} (a JSON object)")
     values: dict[str, Any] = {}
-    for name, (key, kind, required) in cls._SPEC.items():
+    for name, (key, kind, required) in _field_spec(cls).items():
         if key not in data:
             if required:
                 raise _missing(where, key, data, what)
             continue
         values[name] = _check(where, key, data[key], kind, optional=not required)
-    keys = {key for key, _, _ in cls._SPEC.values()}
+    keys = {key for key, _, _ in _field_spec(cls).values()}
     values["extra"] = {str(k): v for k, v in data.items() if k not in keys and k not in cls._READ_ONLY}
     return values
+
+
+#: field metadata of a str field read as any JSON value (older lines hold other types there)
+LENIENT = {"kind": "any"}
+_KINDS = {"int": "int", "bool": "bool", "float": "float", "str": "str", "Any": "any"}
+
+
+@functools.cache
+def _field_spec(cls: type) -> dict[str, tuple[str, str, bool]]:
+    """``{attribute: (JSON key, kind, required)}`` of a record dataclass, in field order, from its fields: the key
+    is ``metadata["key"]`` or the name, the kind ``metadata["kind"]`` or the annotation without ``| None``,
+    required = no default. ``extra`` and the class's ``_READ_ONLY`` fields are left to the class."""
+    spec = {}
+    for f in fields(cls):
+        if f.name == "extra" or f.name in cls._READ_ONLY:
+            continue
+        kind = f.metadata.get("kind")
+        if kind is None:
+            base = str(f.type).replace("| None", "").strip()
+            kind = "dict" if base.startswith("dict") else _KINDS[base]
+        required = f.default is MISSING and f.default_factory is MISSING
+        spec[f.name] = (f.metadata.get("key", f.name), kind, required)
+    return spec
 
 
 class _KeyAccess:
@@ -120,11 +144,10 @@ class _KeyAccess:
 
     Transitional: new code reads attributes (``record.success``, ``step.reward_errors``)."""
 
-    _SPEC: ClassVar[dict[str, tuple[str, str, bool]]]
     _READ_ONLY: ClassVar[tuple[str, ...]] = ()
 
     def _attribute(self, key: str) -> str | None:
-        for name, (json_key, _, _) in self._SPEC.items():
+        for name, (json_key, _, _) in _field_spec(type(self)).items():
             if json_key == key:
                 return name
         return None
@@ -151,17 +174,17 @@ class _KeyAccess:
 
 
 # ---------------------------------------------------------------------- the records
-@dataclass
+@dataclass(kw_only=True)
 class StepRecord(_KeyAccess):
     """One step of an episode: the agent's answer, what the env made of it, the reward and the editor's report."""
 
     t: int
     action: Any = None  # the agent's action as given to the env (normally the text)
-    raw_output: str | None = None  # the agent's raw text, when it exposes ``last_outputs``
-    parse_error: str | None = None
-    instruction: str | None = None  # the instruction executed (``<STOP>`` for a stop)
+    raw_output: str | None = field(default=None, metadata=LENIENT)  # the agent's raw text (``last_outputs``)
+    parse_error: str | None = field(default=None, metadata=LENIENT)
+    instruction: str | None = field(default=None, metadata=LENIENT)  # the instruction executed (``<STOP>``: a stop)
     valid: bool = True
-    invalid_reason: str | None = None
+    invalid_reason: str | None = field(default=None, metadata=LENIENT)
     stop: bool = False
     reward: float | None = 0.0  # None: the env's reward was not finite (written as null)
     reward_total: float | None = None
@@ -169,21 +192,10 @@ class StepRecord(_KeyAccess):
     reward_errors: dict[str, Any] | None = None
     editor_seed: int | None = None
     editor_status: dict[str, Any] | None = None
-    editor_error: str | None = None
+    editor_error: str | None = field(default=None, metadata=LENIENT)
     timings: dict[str, Any] | None = None  # agent_s, agent_batch, editor_s, reward_s
     image: str | None = None  # the step's PNG, relative to the run folder (images mode steps / both)
     extra: dict[str, Any] = field(default_factory=dict)
-
-    _SPEC: ClassVar[dict[str, tuple[str, str, bool]]] = {
-        "t": ("t", "int", True), "action": ("action", "any", False), "raw_output": ("raw_output", "any", False),
-        "parse_error": ("parse_error", "any", False), "instruction": ("instruction", "any", False),
-        "valid": ("valid", "bool", False), "invalid_reason": ("invalid_reason", "any", False),
-        "stop": ("stop", "bool", False), "reward": ("reward", "float", False),
-        "reward_total": ("reward_total", "float", False), "reward_components": ("reward_components", "dict", False),
-        "reward_errors": ("reward_errors", "dict", False), "editor_seed": ("editor_seed", "int", False),
-        "editor_status": ("editor_status", "dict", False), "editor_error": ("editor_error", "any", False),
-        "timings": ("timings", "dict", False), "image": ("image", "str", False),
-    }
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "") -> "StepRecord":
@@ -194,30 +206,30 @@ class StepRecord(_KeyAccess):
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {key: getattr(self, name) for name, (key, _, _) in self._SPEC.items()}
+        out = {key: getattr(self, name) for name, (key, _, _) in _field_spec(type(self)).items()}
         if out["image"] is None:  # written only when the step has an image (as the engine always did)
             del out["image"]
         return {**out, **self.extra}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class EpisodeRecord(_KeyAccess):
     """One finished episode: who played which task with which seeds, every step, the outcome, where its images are."""
 
     agent: str
     task_id: str
+    task_index: int | None = None
     group_index: int
     member_index: int
-    steps: list[StepRecord] = field(default_factory=list)
-    task_index: int | None = None
     group_seed: int | None = None
     editor_seed: int | None = None  # the episode's editor seed (from reset)
-    instruction: str | None = None  # the task's instruction
+    instruction: str | None = field(default=None, metadata=LENIENT)  # the task's instruction
+    steps: list[StepRecord] = field(default_factory=list)  # written right after ``instruction``
     num_steps: int | None = None
     num_edits: int | None = None  # valid, non-stop steps
     terminated: bool | None = None
     truncated: bool | None = None
-    total_return: float | None = None  # JSON key "return": the sum of the step rewards
+    total_return: float | None = field(default=None, metadata={"key": "return"})  # the sum of the step rewards
     final_reward: float | None = None  # the last step's reward_total (None: not scored)
     final_components: dict[str, Any] | None = None  # the last step's reward components
     success: bool | None = None  # final_components["success"] >= 0.5 (None: not scored)
@@ -226,17 +238,6 @@ class EpisodeRecord(_KeyAccess):
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
-    _SPEC: ClassVar[dict[str, tuple[str, str, bool]]] = {
-        "agent": ("agent", "str", True), "task_id": ("task_id", "str", True),
-        "task_index": ("task_index", "int", False), "group_index": ("group_index", "int", True),
-        "member_index": ("member_index", "int", True), "group_seed": ("group_seed", "int", False),
-        "editor_seed": ("editor_seed", "int", False), "instruction": ("instruction", "any", False),
-        "num_steps": ("num_steps", "int", False), "num_edits": ("num_edits", "int", False),
-        "terminated": ("terminated", "bool", False), "truncated": ("truncated", "bool", False),
-        "total_return": ("return", "float", False), "final_reward": ("final_reward", "float", False),
-        "final_components": ("final_components", "dict", False), "success": ("success", "bool", False),
-        "images": ("images", "dict", False), "wall_s": ("wall_s", "float", False),
-    }
     _READ_ONLY: ClassVar[tuple[str, ...]] = ("steps", "schema_version")
 
     @property
@@ -282,7 +283,7 @@ class EpisodeRecord(_KeyAccess):
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of the record (``schema_version`` first, then the fields, then ``extra``)."""
         out: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
-        for name, (key, _, _) in self._SPEC.items():
+        for name, (key, _, _) in _field_spec(type(self)).items():
             out[key] = getattr(self, name)
             if name == "instruction":
                 out["steps"] = [step.to_dict() for step in self.steps]
