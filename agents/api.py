@@ -36,7 +36,7 @@ from mira_env.agents.prompt import (CONVERSATIONS, DEFAULT_EDIT_BUDGET, EpisodeC
                                     tool_turns_as_user)
 from mira_env.config import merge_config
 from mira_env.errors import ConfigError, MiraError, describe
-from mira_env.validate import check_float, check_int, check_ints
+from mira_env.validate import check_choice, check_float, check_int, check_ints
 
 
 _RETRY_STATUS = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
@@ -98,11 +98,9 @@ class APIAgentConfig:
         check_float("top_p", self.top_p, above=0, maximum=1)
         if not isinstance(self.extra_body, dict):
             raise ConfigError(f"extra_body={describe(self.extra_body)} must be a dict")
-        if self.conversation not in CONVERSATIONS:
-            raise ConfigError(f"conversation={describe(self.conversation)} is not one of {list(CONVERSATIONS)}")
+        check_choice("conversation", self.conversation, CONVERSATIONS)
         check_int("edit_budget", self.edit_budget)
-        if self.on_error not in _ON_ERROR:
-            raise ConfigError(f"on_error={describe(self.on_error)} is not one of: 'raise', 'empty'")
+        check_choice("on_error", self.on_error, _ON_ERROR)
         if self.system_prompt is not None and not isinstance(self.system_prompt, str):
             raise ConfigError(f"system_prompt={describe(self.system_prompt)} must be a str or None")
 

@@ -41,7 +41,7 @@ from PIL import Image
 
 from mira_env.agents.families import EDIT_TOOL_SCHEMA
 from mira_env.errors import ConfigError, describe
-from mira_env.validate import check_int
+from mira_env.validate import check_choice, check_int
 
 #: The two renderings of a state; ``multi_turn`` is the GRPO conversation and the default.
 CONVERSATIONS = ("multi_turn", "single_turn")
@@ -244,9 +244,7 @@ def conversation_tools(conversation: str) -> list[dict] | None:
 
 
 def check_conversation(conversation: Any) -> str:
-    if conversation not in CONVERSATIONS:
-        raise PromptError(f"conversation={describe(conversation)} is not one of {list(CONVERSATIONS)}")
-    return conversation
+    return check_choice("conversation", conversation, CONVERSATIONS, error=PromptError)
 
 
 def tool_turns_as_user(messages: Sequence[Mapping[str, Any]]) -> list[dict]:

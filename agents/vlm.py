@@ -27,7 +27,7 @@ from mira_env.agents.prompt import (CONVERSATIONS, DEFAULT_EDIT_BUDGET, EpisodeC
                                     conversation_tools, read_policy_record)
 from mira_env.config import merge_config
 from mira_env.errors import ConfigError, describe
-from mira_env.validate import check_float, check_int, check_ints
+from mira_env.validate import check_choice, check_float, check_int, check_ints
 
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
 
@@ -67,9 +67,7 @@ class VLMAgentConfig:
 
     def __post_init__(self) -> None:
         check_ints(self, ("max_new_tokens", "max_instruction_length", "batch_size"))
-        if self.torch_dtype not in _DTYPES:
-            raise ConfigError(f"torch_dtype={describe(self.torch_dtype)} is not one of: "
-                              + ", ".join(repr(d) for d in _DTYPES))
+        check_choice("torch_dtype", self.torch_dtype, _DTYPES)
         if not isinstance(self.do_sample, bool):
             raise ConfigError(f"do_sample={describe(self.do_sample)} must be a bool")
         check_float("temperature", self.temperature, above=0)
@@ -77,8 +75,7 @@ class VLMAgentConfig:
         check_int("seed", self.seed, minimum=None, allow_none=True)
         if self.system_prompt is not None and not isinstance(self.system_prompt, str):
             raise ConfigError(f"system_prompt={describe(self.system_prompt)} must be a str or None")
-        if self.conversation is not None and self.conversation not in CONVERSATIONS:
-            raise ConfigError(f"conversation={describe(self.conversation)} is not one of {list(CONVERSATIONS)} or None")
+        check_choice("conversation", self.conversation, (*CONVERSATIONS, None))
         check_int("edit_budget", self.edit_budget, allow_none=True)
         if self.device is not None and not isinstance(self.device, str):
             raise ConfigError(f"device={describe(self.device)} must be a str such as 'cuda' or 'cpu', or None")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from mira_env.reward_api import RewardInput
+from mira_env.validate import check_choice
 
 from mira_env.rewards.base import RewardTerm, Scores
 from mira_env.rewards.devices import ModelCache, resolve_device
@@ -103,8 +104,7 @@ def load_clip(model_name: str, pretrained: str | None, device: str | None = "aut
     if not isinstance(model_name, str) or not model_name:
         raise RewardConfigError(f"clip model_name={describe(model_name)} must be an open_clip model name "
                                 "such as 'ViT-B-32' (or 'hf-hub:org/repo')")
-    if precision not in PRECISIONS:
-        raise RewardConfigError(f"clip precision={describe(precision)} is not one of {list(PRECISIONS)}")
+    check_choice("clip precision", precision, PRECISIONS, error=RewardConfigError)
     try:
         import open_clip
     except ImportError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mira_env.errors import MiraError, describe
+from mira_env.errors import MiraError, choice_message, describe
 
 
 class RewardError(MiraError, ValueError):
@@ -25,8 +25,7 @@ def missing_extra(package: str, extra: str, what: str) -> MissingExtraError:
 
 def choice_error(name: str, value: object, choices) -> RewardConfigError:
     """A :class:`RewardConfigError` for ``value`` not being one of ``choices``."""
-    listed = ", ".join(repr(c) for c in choices)
-    return RewardConfigError(f"{name}={describe(value)} is not one of: {listed}")
+    return RewardConfigError(choice_message(name, value, choices))
 
 
 __all__ = ["MissingExtraError", "RewardConfigError", "RewardError", "choice_error", "describe", "missing_extra"]

@@ -20,11 +20,11 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from mira_env.reward_api import RewardInput
-from mira_env.validate import check_int
+from mira_env.validate import check_choice, check_int
 
 from mira_env.rewards.base import RewardTerm, Scores
 from mira_env.rewards.devices import ModelCache, resolve_device, torch_home as weights_in
-from mira_env.rewards.errors import RewardConfigError, describe, missing_extra
+from mira_env.rewards.errors import RewardConfigError, missing_extra
 from mira_env.rewards.images import match_size, rgb
 
 NETS = ("alex", "vgg", "squeeze")
@@ -34,8 +34,7 @@ _MODELS = ModelCache()
 def load_lpips(net: str = "alex", device: str | None = "auto", random_backbone: bool = False,
                torch_home: str | None = None) -> Any:
     """The shared ``lpips.LPIPS`` model for ``(net, device, random_backbone, torch_home)``, in eval mode."""
-    if net not in NETS:
-        raise RewardConfigError(f"lpips net={describe(net)} is not one of {list(NETS)}")
+    check_choice("lpips net", net, NETS, error=RewardConfigError)
     try:
         import lpips
     except ImportError:
@@ -75,8 +74,7 @@ class LpipsDistance(RewardTerm):
     def __init__(self, net: str = "alex", device: str | None = "auto", random_backbone: bool = False,
                  torch_home: str | None = None, batch_size: int = 16, max_side: int | None = 512,
                  name: str | None = None) -> None:
-        if net not in NETS:
-            raise RewardConfigError(f"lpips net={describe(net)} is not one of {list(NETS)}")
+        check_choice("lpips net", net, NETS, error=RewardConfigError)
         check_int("lpips batch_size", batch_size, error=RewardConfigError)
         self.net, self.device, self.random_backbone, self.torch_home = net, device, random_backbone, torch_home
         self.batch_size, self.max_side = batch_size, max_side

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 from mira_env.errors import ConfigError, describe
-from mira_env.validate import check_int
+from mira_env.validate import check_choice, check_int
 
 TINY_KINDS = ("qwen2_5_vl", "qwen3_vl")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -67,10 +67,9 @@ class ModelArguments:
             raise ConfigError("give exactly one of --model_name_or_path (hub id or local path) and --tiny_vlm "
                               f"({' | '.join(TINY_KINDS)}); got model_name_or_path={self.model_name_or_path!r}, "
                               f"tiny_vlm={self.tiny_vlm!r}")
-        if self.tiny_vlm is not None and self.tiny_vlm not in TINY_KINDS:
-            raise ConfigError(f"tiny_vlm={describe(self.tiny_vlm)} is not one of {list(TINY_KINDS)}")
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"dtype={describe(self.dtype)} is not one of {list(DTYPES)}")
+        if self.tiny_vlm is not None:
+            check_choice("tiny_vlm", self.tiny_vlm, TINY_KINDS)
+        check_choice("dtype", self.dtype, DTYPES)
         if self.use_peft:
             check_int("lora_r", self.lora_r)
             if "lm_head" in self.lora_target_modules:

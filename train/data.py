@@ -87,8 +87,7 @@ def record_samples(record: EditingRecord, *, format: str = "multi_turn", system_
             its per-step sample (a causal model sees only the tokens before it), so the targets and contexts
             are the same as the n + 1 samples' with one forward pass instead of n + 1.
     """
-    if format not in FORMATS:
-        raise DataError(f"format={describe(format)} is not one of {list(FORMATS)}")
+    check_choice("format", format, FORMATS, error=DataError)
     check_choice("loss_turns", loss_turns, LOSS_TURNS, error=DataError)
     if loss_turns == "all" and format != "multi_turn":
         raise DataError(f"loss_turns='all' needs format='multi_turn' (a {format} sample holds one answer); "

@@ -32,6 +32,7 @@ from typing import Any, Sequence
 from mira_env.agents.commands.metrics import RewardModelOptions, model_sections
 from mira_env.errors import ConfigError, describe
 from mira_env.train.config import ModelArguments, config_to_dict, resolve_config
+from mira_env.validate import check_choice
 
 TASK_SOURCES = ("shapes",)
 
@@ -112,8 +113,7 @@ class GRPOEnvArguments(RewardModelOptions):
             raise ConfigError(f"editor_noise={self.editor_noise} must be a probability in [0, 1]")
         if self.num_rows is not None and self.num_rows < 1:
             raise ConfigError(f"num_rows={self.num_rows} must be >= 1")
-        if self.advantage not in ("episode", "turn"):
-            raise ConfigError(f"advantage={describe(self.advantage)} is not one of ['episode', 'turn']")
+        check_choice("advantage", self.advantage, ("episode", "turn"))
 
 
 def _grpo_defaults() -> dict[str, Any]:

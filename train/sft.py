@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mira_env.agents.prompt import DEFAULT_EDIT_BUDGET
-from mira_env.errors import ConfigError, describe
+from mira_env.errors import ConfigError
 from mira_env.validate import check_choice, check_int
 from mira_env.train.config import ModelArguments, config_to_dict, resolve_config
 from mira_env.train.data import FORMATS, LOSS_TURNS
@@ -50,8 +50,7 @@ class SFTDataArguments:
         "help": "Resume training: 'auto' (the last checkpoint in output_dir) or a checkpoint folder."})
 
     def __post_init__(self) -> None:
-        if self.sample_format not in FORMATS:
-            raise ConfigError(f"sample_format={describe(self.sample_format)} is not one of {list(FORMATS)}")
+        check_choice("sample_format", self.sample_format, FORMATS)
         check_choice("loss_turns", self.loss_turns, LOSS_TURNS)
         if self.loss_turns == "all" and self.sample_format != "multi_turn":
             raise ConfigError(f"loss_turns='all' needs sample_format='multi_turn', got {self.sample_format!r}")

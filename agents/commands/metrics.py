@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from mira_env.errors import ConfigError, describe
+from mira_env.errors import ConfigError
 from mira_env.rewards.composite import MergedReward
+from mira_env.validate import check_choice
 
 #: metric terms tried by default, in table order
 DEFAULT_METRICS = ("judge_sc", "judge_pq", "judge_overall", "clip_t", "clip_i", "lpips", "l1")
@@ -51,10 +52,9 @@ class RewardModelOptions:
         "help": "Folder the tiny models are built in (default: beside $MIRA_TINY_CACHE's tiny VLM)."})
 
     def __post_init__(self) -> None:
-        if self.judge_backend is not None and self.judge_backend not in JUDGE_BACKENDS:
-            raise ConfigError(f"judge_backend={describe(self.judge_backend)} is not one of {list(JUDGE_BACKENDS)}")
-        if self.lpips_net not in LPIPS_NETS:
-            raise ConfigError(f"lpips_net={describe(self.lpips_net)} is not one of {list(LPIPS_NETS)}")
+        if self.judge_backend is not None:
+            check_choice("judge_backend", self.judge_backend, JUDGE_BACKENDS)
+        check_choice("lpips_net", self.lpips_net, LPIPS_NETS)
 
     @property
     def judge(self) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from mira_env.data.state import STATE_FILE, append_state, read_state, repair_rec
 from mira_env.errors import ConfigError, TaskError, describe
 from mira_env.records import EditingRecord, TrajectoryStep, record_to_json, write_records
 from mira_env.sessions import REFERENCE, Candidate, EditingSession
-from mira_env.validate import check_int, check_ints
+from mira_env.validate import check_choice, check_int, check_ints
 
 SETTINGS_FILE = "build_settings.json"
 SUMMARY_FILE = "build_summary.json"
@@ -105,8 +105,7 @@ class BuildConfig:
             raise ConfigError(f"orders={describe(self.orders)} must list distinct values among {list(ORDERS)}")
         check_ints(self, ("top_k", "min_turns"))
         check_int("max_turns", self.max_turns, minimum=self.min_turns, allow_none=True, hint=f"min_turns={self.min_turns}")
-        if self.on_leak not in LEAK_POLICIES:
-            raise ConfigError(f"on_leak={describe(self.on_leak)} is not one of {list(LEAK_POLICIES)}")
+        check_choice("on_leak", self.on_leak, LEAK_POLICIES)
 
 
 @dataclass

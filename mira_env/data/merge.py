@@ -19,7 +19,7 @@ import hashlib
 import random
 from typing import Sequence
 
-from mira_env.errors import ConfigError, describe
+from mira_env.errors import ConfigError, choice_message, describe
 
 ORDERS = ("ordered", "shuffled")
 
@@ -77,7 +77,7 @@ def merge(turns: Sequence[str], order: str = "ordered", *, seed: int = 0, key: s
         return merge_ordered(turns)
     if order == "shuffled":
         return merge_shuffled(turns, seed, key)
-    raise ConfigError(f"order={describe(order)} is not one of {list(ORDERS)}")
+    raise ConfigError(choice_message("order", order, ORDERS))
 
 
 def _clauses(turns: Sequence[str]) -> list[str]:

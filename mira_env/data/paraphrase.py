@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mira_env.errors import ConfigError, describe
-from mira_env.validate import check_int
+from mira_env.validate import check_choice, check_int
 
 PROMPT_VERSION = "mira-paraphrase-v1"
 
@@ -79,8 +79,7 @@ class Paraphrases:
 
 def build_prompt(instruction: str, order: str, count: int) -> str:
     """The user message sent for ``instruction`` (see :data:`PARAPHRASE_PROMPT`)."""
-    if order not in ORDER_RULES:
-        raise ConfigError(f"order={describe(order)} is not one of {list(ORDER_RULES)}")
+    check_choice("order", order, ORDER_RULES)
     return PARAPHRASE_PROMPT.format(count=count, order_rule=ORDER_RULES[order], instruction=instruction)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mira_env.errors import EditorError, describe
+from mira_env.validate import check_choice
 
 #: How the preset bounds the working area (the pixel area the pipeline denoises at):
 #: ``"input"``   the pipeline works at the size of the image it is given (InstructPix2Pix);
@@ -59,9 +60,7 @@ class EditorPreset:
     description: str = field(default="", metadata={"help": "One line about the model."})
 
     def __post_init__(self) -> None:
-        if self.area_control not in AREA_CONTROLS:
-            raise EditorError(f"preset {self.name!r}: area_control={describe(self.area_control)} is not one of "
-                              f"{AREA_CONTROLS}")
+        check_choice(f"preset {self.name!r}: area_control", self.area_control, AREA_CONTROLS, error=EditorError)
         if not isinstance(self.multiple_of, int) or self.multiple_of < 1:
             raise EditorError(f"preset {self.name!r}: multiple_of={describe(self.multiple_of)} must be a "
                               f"positive int")

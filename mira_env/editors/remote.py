@@ -88,19 +88,15 @@ class RemoteEditor:
         from mira_env.editors.state import IMAGE_ENCODINGS
         from mira_env.http import HTTPClient
         from mira_env.serve.protocol import minor
-        from mira_env.validate import check_int
+        from mira_env.validate import check_choice, check_int
 
         self.urls = parse_urls(url)
         check_int("RemoteEditor concurrency", concurrency)
         check_int("RemoteEditor chunk_size", chunk_size, allow_none=True)
         if settings is not None and not isinstance(settings, dict):
             raise ConfigError(f"RemoteEditor settings={describe(settings)} must be a dict")
-        if image_encoding not in IMAGE_ENCODINGS:
-            raise ConfigError(f"RemoteEditor image_encoding={describe(image_encoding)} is not one of "
-                              f"{list(IMAGE_ENCODINGS)}")
-        if body_format not in BODY_FORMAT_CHOICES:
-            raise ConfigError(f"RemoteEditor body_format={describe(body_format)} is not one of "
-                              f"{list(BODY_FORMAT_CHOICES)}")
+        check_choice("RemoteEditor image_encoding", image_encoding, IMAGE_ENCODINGS)
+        check_choice("RemoteEditor body_format", body_format, BODY_FORMAT_CHOICES)
         if token is None and token_env:
             token = os.environ.get(token_env) or None
         self.concurrency, self.strict = concurrency, bool(strict)

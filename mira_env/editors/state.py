@@ -26,7 +26,7 @@ from PIL import Image
 
 from mira_env.editors.base import STATE_KEY
 from mira_env.errors import EditorError, describe
-from mira_env.validate import check_int
+from mira_env.validate import check_choice, check_int
 
 #: Column of a ``datasets`` table / key of a JSONL record holding the JSON-encoded editor state.
 STATE_COLUMN = "editor_state"
@@ -86,8 +86,7 @@ def encode_image(image: Image.Image, encoding: str = "png", *, compress_level: i
     """``(meta, data)`` of ``image`` for the wire: an RGB PNG (``meta`` = ``{"state"}``) or, ``encoding="raw"``, the
     RGB bytes (``meta`` = ``{"width", "height", "state"}``). The JSON body base64-encodes ``data``
     (:func:`to_payload`), the binary body sends it as it is (:mod:`mira_env.serve.frames`)."""
-    if encoding not in IMAGE_ENCODINGS:
-        raise EditorError(f"image encoding {encoding!r} is not one of {list(IMAGE_ENCODINGS)}")
+    check_choice("image encoding", encoding, IMAGE_ENCODINGS, error=EditorError)
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     state = image_state(image)
     encode_state(state)  # refuses non-JSON state here, not in the JSON encoder later

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from mira_env.errors import ConfigError, describe
 from mira_env.serve.protocol import Limits
-from mira_env.validate import check_float, check_int, check_ints
+from mira_env.validate import check_choice, check_float, check_int, check_ints
 
 BACKENDS = ("ray", "threaded")
 
@@ -48,8 +48,7 @@ class ServiceConfig:
                 "the second its own prefix (e.g. '/judge'; clients then use http://host:port/judge)."})
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"backend={describe(self.backend)} is not one of {list(BACKENDS)}")
+        check_choice("backend", self.backend, BACKENDS)
         check_ints(self, ("replicas", "max_batch", "max_ongoing_requests"))
         for name in ("gpus_per_replica", "batch_wait_ms"):
             check_float(name, getattr(self, name), minimum=0)

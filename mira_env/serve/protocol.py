@@ -56,7 +56,7 @@ from PIL import Image
 
 from mira_env.editors.base import EDIT_STATUS_KEY, edit_status
 from mira_env.editors.state import IMAGE_ENCODINGS, from_payload, to_payload
-from mira_env.errors import EditorError, MiraError, describe
+from mira_env.errors import EditorError, MiraError, choice_message, describe
 
 API_VERSION = "1.2"
 HEALTH_PATH = "/healthz"
@@ -230,7 +230,7 @@ def decode_request(body: Any, limits: Limits, blobs: Sequence[Any] | None = None
         raise RequestError(400, f"'settings' must be an object, got {describe(settings)}")
     encoding = body.get("image_encoding", "png")
     if encoding not in IMAGE_ENCODINGS:
-        raise RequestError(400, f"image_encoding {encoding!r} is not one of {list(IMAGE_ENCODINGS)}")
+        raise RequestError(400, choice_message("image_encoding", encoding, IMAGE_ENCODINGS))
     decoded = []
     for index, item in enumerate(items):
         if not isinstance(item, Mapping):

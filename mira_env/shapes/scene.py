@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping, NamedTuple
 
 from mira_env.errors import EditorError, describe
-from mira_env.validate import check_int
+from mira_env.validate import check_choice, check_int
 
 GRID = 3
 SHAPES = ("circle", "square", "triangle", "star", "diamond", "hexagon")
@@ -95,9 +95,7 @@ class Scene(NamedTuple):
 
 
 def _check(name: str, value: Any, choices: tuple[str, ...], where: str) -> str:
-    if value not in choices:
-        raise SceneError(f"{where}: {name}={describe(value)} is not one of {', '.join(choices)}")
-    return value
+    return check_choice(f"{where}: {name}", value, choices, error=SceneError)
 
 
 def _scene_from_dict(data: Mapping[str, Any]) -> Scene:

@@ -41,6 +41,7 @@ from PIL import Image
 from mira_env.errors import TaskError, describe
 from mira_env.tasks.files import read_json
 from mira_env.tasks.task import Task, TaskList
+from mira_env.validate import check_choice
 
 MAGICBRUSH_MODES = ("multi_turn", "turns")
 
@@ -192,8 +193,7 @@ def load_magicbrush(path: str | os.PathLike, split: str | None = None, mode: str
     turn's ground-truth output, ``atomic_instructions`` = the turns. Per-turn task (the single-turn
     setting): I0 = that turn's ground-truth input, C = its instruction, target = its output.
     """
-    if mode not in MAGICBRUSH_MODES:
-        raise TaskError(f"mode={describe(mode)} is not one of {list(MAGICBRUSH_MODES)}")
+    check_choice("mode", mode, MAGICBRUSH_MODES, error=TaskError)
     tasks = []
     for session in magicbrush_sessions(path, split):
         meta = {"benchmark": "magicbrush", "img_id": session.id, "num_turns": len(session.turns)}
@@ -270,8 +270,7 @@ def load_gedit_bench(path: str | os.PathLike, language: str = "en", split: str =
                      raw_input: bool = False) -> TaskList:
     """GEdit-Bench from its hub parquet: the rows of ``language`` (``en`` or ``cn``), I0 = ``input_image``
     (``raw_input=True``: ``input_image_raw``, the unresized original). No targets."""
-    if language not in GEDIT_LANGUAGES:
-        raise TaskError(f"language={describe(language)} is not one of {list(GEDIT_LANGUAGES)}")
+    check_choice("language", language, GEDIT_LANGUAGES, error=TaskError)
     column = "input_image_raw" if raw_input else "input_image"
     out = []
     for where, row in read_parquet_rows_lazily(path, split, ("input_image", "input_image_raw")):

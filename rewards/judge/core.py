@@ -24,7 +24,9 @@ from typing import Sequence
 
 from PIL import Image
 
-from mira_env.rewards.errors import RewardConfigError, describe
+from mira_env.validate import check_choice
+
+from mira_env.rewards.errors import RewardConfigError, choice_error, describe
 from mira_env.rewards.images import image_hash
 from mira_env.rewards.judge.parsing import parse_scores
 from mira_env.rewards.judge.prompts import PROMPT_VERSION, pq_prompt, sc_prompt
@@ -169,8 +171,7 @@ class PromptedBackend:
     id: str = "prompted"
 
     def __init__(self, reduction: str = "min", scale: float = 10.0) -> None:
-        if reduction not in REDUCTIONS:
-            raise RewardConfigError(f"judge reduction={describe(reduction)} is not one of {list(REDUCTIONS)}")
+        check_choice("judge reduction", reduction, REDUCTIONS, error=RewardConfigError)
         self.reduction = reduction
         self.scale = float(scale)
 
@@ -226,8 +227,7 @@ class VLMJudge:
     def judge_requests(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         """Results for ``requests``: cached ones reused, the rest sent in ONE backend call (deduplicated)."""
         for request in requests:
-            if request.aspect not in ASPECTS:
-                raise RewardConfigError(f"judge aspect={describe(request.aspect)} is not one of {list(ASPECTS)}")
+            check_choice("judge aspect", request.aspect, ASPECTS, error=RewardConfigError)
         keys = [request_key(request, self.id) for request in requests]
         results: dict[str, JudgeResult] = {}
         todo: dict[str, JudgeRequest] = {}
@@ -273,4 +273,4 @@ class VLMJudge:
         if aspect == "pq":
             return self.judge_requests([JudgeRequest("pq", item.edited, item.source, item.instruction)
                                         for item in items])
-        raise RewardConfigError(f"judge aspect={describe(aspect)} is not one of ['sc', 'pq', 'overall']")
+        raise choice_error("judge aspect", aspect, ("sc", "pq", "overall"))

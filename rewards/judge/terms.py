@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from mira_env.reward_api import RewardInput
+from mira_env.validate import check_choice
 
 from mira_env.rewards.base import RewardTerm, Scores
 from mira_env.rewards.errors import RewardConfigError, describe
@@ -25,8 +26,7 @@ class JudgeTerm(RewardTerm):
     value_range = (0.0, 10.0)
 
     def __init__(self, judge: VLMJudge, aspect: str = "overall", name: str | None = None) -> None:
-        if aspect not in JUDGE_ASPECTS:
-            raise RewardConfigError(f"judge aspect={describe(aspect)} is not one of {list(JUDGE_ASPECTS)}")
+        check_choice("judge aspect", aspect, JUDGE_ASPECTS, error=RewardConfigError)
         if not isinstance(judge, VLMJudge):
             raise RewardConfigError(f"judge={describe(judge)} must be a mira_env.rewards.judge.VLMJudge")
         self.judge, self.aspect = judge, aspect

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from mira_env.validate import check_int
+from mira_env.validate import check_choice, check_int
 
 from mira_env.rewards.devices import ModelCache, resolve_device
 from mira_env.rewards.errors import RewardConfigError, describe, missing_extra
@@ -54,8 +54,7 @@ class TransformersJudge(PromptedBackend):
         super().__init__(reduction=reduction)
         if not isinstance(model, str) or not model:
             raise RewardConfigError(f"judge model={describe(model)} must be a hub id or a local path")
-        if dtype not in DTYPES:
-            raise RewardConfigError(f"judge dtype={describe(dtype)} is not one of {list(DTYPES)}")
+        check_choice("judge dtype", dtype, DTYPES, error=RewardConfigError)
         for name, value in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
             check_int(f"judge {name}", value, error=RewardConfigError)
         self.model_name, self.device, self.dtype = model, device, dtype

@@ -198,7 +198,7 @@ def test_vlm_agent_config_fields_have_help():
     (dict(temperature=-1.0), "temperature=-1.0 (type float) must be a finite number > 0"),
     (dict(do_sample="yes"), "do_sample='yes' (type str) must be a bool"),
     (dict(seed=1.5), "seed=1.5 (type float) must be an int or None"),
-    (dict(conversation="chat"), "conversation='chat' (type str) is not one of ['multi_turn', 'single_turn'] or None"),
+    (dict(conversation="chat"), "conversation='chat' (type str) is not one of: 'multi_turn', 'single_turn', None"),
     (dict(edit_budget=0), "edit_budget=0 (type int) must be a positive int or None"),
     (dict(beams=4), "unknown VLMAgent option(s) ['beams']; known options: ['batch_size', 'chat_template_path', "
                     "'conversation', 'device', 'do_sample', 'edit_budget', 'max_instruction_length', "

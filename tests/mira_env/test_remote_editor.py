@@ -78,7 +78,7 @@ def test_raw_payload_round_trip_and_errors():
         from_payload({**payload, "height": 32})
     with pytest.raises(EditorError, match="over the limit of 100 pixels"):
         from_payload(payload, max_pixels=100)
-    with pytest.raises(EditorError, match="image encoding 'jpeg' is not one of"):
+    with pytest.raises(EditorError, match=r"image encoding='jpeg' \(type str\) is not one of: 'png', 'raw'"):
         to_payload(images[0], "jpeg")
 
 

@@ -166,7 +166,7 @@ def test_signals_stop_the_command_cleanly(burst):
     ({"route_prefix": "judge"}, "route_prefix='judge' (type str) must start with '/'"),
     ({"host": "my-laptop"}, "host='my-laptop' (type str) must be an IP address such as 127.0.0.1 or 0.0.0.0"),
     ({"editor": "remote:http://x:1"}, "a service cannot serve a remote editor"),
-    ({"backend": "k8s"}, "backend='k8s' (type str) is not one of ['ray', 'threaded']"),
+    ({"backend": "k8s"}, "backend='k8s' (type str) is not one of: 'ray', 'threaded'"),
 ])
 def test_config_errors(kwargs, message):
     with pytest.raises(ConfigError) as info:

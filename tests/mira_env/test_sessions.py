@@ -128,7 +128,7 @@ def test_merge_shuffled_is_seeded_and_never_the_identity():
 
 
 def test_merge_errors():
-    with pytest.raises(ConfigError, match=r"order='random' \(type str\) is not one of \['ordered', 'shuffled'\]"):
+    with pytest.raises(ConfigError, match=r"order='random' \(type str\) is not one of: 'ordered', 'shuffled'"):
         merge(["a"], "random")
     with pytest.raises(ConfigError, match=r"turn\(s\) \[1\] are empty; every turn needs an instruction"):
         merge(["a", " . "])

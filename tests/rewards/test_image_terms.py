@@ -125,7 +125,7 @@ def test_lpips_missing_backbone_is_an_error_not_a_fallback(tmp_path, images):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"net": "resnet"}, "lpips net='resnet' (type str) is not one of ['alex', 'vgg', 'squeeze']"),
+    ({"net": "resnet"}, "lpips net='resnet' (type str) is not one of: 'alex', 'vgg', 'squeeze'"),
     ({"batch_size": 0}, "lpips batch_size=0 (type int) must be a positive int"),
 ])
 def test_lpips_bad_arguments(kwargs, message):

@@ -51,7 +51,7 @@ def test_sft_cli_exposes_sft_config(tmp_path):
 @pytest.mark.parametrize("values, message", [
     ({}, "give exactly one of --model_name_or_path"),
     ({"model_name_or_path": "a", "tiny_vlm": "qwen2_5_vl"}, "give exactly one of --model_name_or_path"),
-    ({"tiny_vlm": "llama"}, "tiny_vlm='llama' (type str) is not one of"),
+    ({"tiny_vlm": "llama"}, "tiny_vlm='llama' (type str) is not one of: 'qwen2_5_vl', 'qwen3_vl'"),
     ({"tiny_vlm": "qwen2_5_vl", "use_peft": True, "lora_target_modules": ["lm_head"]}, "must not contain 'lm_head'"),
 ])
 def test_model_arguments_cross_checks(values, message):

@@ -91,7 +91,7 @@ def test_malformed_records_name_the_record(tmp_path, mutate, message):
 
 
 def test_unknown_format_is_refused():
-    with pytest.raises(DataError, match="format='chat' .* is not one of"):
+    with pytest.raises(DataError, match="format='chat' .* is not one of: 'single_turn', 'multi_turn'"):
         record_samples(make_record(0, ["a"]), format="chat")
 
 

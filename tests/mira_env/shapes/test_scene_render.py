@@ -22,11 +22,12 @@ def test_scene_dict_round_trip_is_canonical():
 
 @pytest.mark.parametrize("data, message", [
     ("nope", "scene must be a dict with 'background' and 'objects', got 'nope' (type str)"),
-    ({"background": "teal", "objects": []}, "scene: background='teal' (type str) is not one of white, black, gray, "
-                                            "beige, navy, olive"),
+    ({"background": "teal", "objects": []}, "scene: background='teal' (type str) is not one of: 'white', 'black', "
+                                            "'gray', 'beige', 'navy', 'olive'"),
     ({"background": "white", "objects": {}}, "scene: 'objects' must be a list of object dicts, got {} (type dict)"),
     ({"background": "white", "objects": [{"shape": "blob", "color": "red", "size": "small", "row": 0, "col": 0}]},
-     "scene object 0: shape='blob' (type str) is not one of circle, square, triangle, star, diamond, hexagon"),
+     "scene object 0: shape='blob' (type str) is not one of: 'circle', 'square', 'triangle', 'star', 'diamond', "
+     "'hexagon'"),
     ({"background": "white", "objects": [{"shape": "star", "color": "red", "size": "small", "row": 3, "col": 0}]},
      "scene object 0: row=3 (type int) must be an int in [0, 2]"),
 ])
