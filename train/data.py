@@ -266,9 +266,9 @@ class SFTCollator:
 
     def answer_prompts(self, sample: dict, prompt: str) -> list[tuple[str, int]]:
         """``(prompt_text, number_of_images)`` before each earlier assistant answer of a trajectory sample whose
-        whole rendered prompt is ``prompt`` (empty for a per-step sample). Raises when the chat template renders the earlier turns of the whole
-        conversation differently from a shorter one: then those answers were not trained in their per-step
-        context, and per-step samples (``loss_turns="last"``) are the right choice."""
+        whole rendered prompt is ``prompt`` (empty for a per-step sample). Raises when the chat template renders
+        the earlier turns of the whole conversation differently from a shorter one: then those answers were not
+        trained in their per-step context, and per-step samples (``loss_turns="last"``) are the right choice."""
         if not sample.get("all_turns"):
             return []
         out, images = [], 0

@@ -43,26 +43,26 @@ def oracle_record(task: Task, editor: ShapesEditor | None = None, max_steps: int
     (edit ``k`` of the trajectory uses seed ``seed * 1009 + k``).
     """
     editor = editor or ShapesEditor()
-    exact = ShapesEditor() if editor.noise.active else editor
+    noisy = editor.noise.active
+    exact = ShapesEditor() if noisy else None  # the program's scenes, to see which attempts were ignored
     image = task.image
     steps, scenes, ignored = [], [], []
     expected = Scene.from_dict(task.metadata["scene"])
     for index, instruction in enumerate(task.atomic_instructions):
-        expected, _ = exact.execute(expected, instruction)
+        if exact is not None:
+            expected, _ = exact.execute(expected, instruction)
         while True:
             if max_steps is not None and len(steps) >= max_steps:
                 raise RetryBudgetError(f"task {task.id!r}: the retries of ignored edits need more than "
                                        f"max_steps={max_steps} edits")
-            (edited,) = editor.edit([image], [instruction], [seed * 1009 + len(steps) if editor.noise.active
-                                                              else index])
-            status = edited.info.get("mira.edit_status") or {}
+            (image,) = editor.edit([image], [instruction], [seed * 1009 + len(steps)])
+            status = image.info.get("mira.edit_status") or {}
             if not status.get("ok", False):
                 raise TaskError(f"task {task.id!r}: oracle step {index} {instruction!r} failed: "
                                 f"{status.get('message')}")
-            steps.append(TrajectoryStep(instruction=instruction, image=edited))
-            scenes.append(edited.info[STATE_KEY])
-            image = edited
-            if Scene.from_dict(scenes[-1]) == expected:
+            steps.append(TrajectoryStep(instruction=instruction, image=image))
+            scenes.append(image.info[STATE_KEY])
+            if exact is None or Scene.from_dict(scenes[-1]) == expected:
                 break
             if status.get("changed", True):
                 raise TaskError(f"task {task.id!r}: oracle step {index} {instruction!r} was only partly applied "
@@ -73,7 +73,7 @@ def oracle_record(task: Task, editor: ShapesEditor | None = None, max_steps: int
         raise TaskError(f"task {task.id!r}: the oracle trajectory does not reach the target scene")
     metadata = dict(task.metadata)
     metadata["step_scenes"] = scenes
-    if editor.noise.active:
+    if noisy:
         metadata["ignored_steps"] = ignored
     return EditingRecord(id=task.id, complex_instruction=task.instruction, source_image=task.image,
                          trajectory=steps, variants=list(task.variants), final_image=image,
@@ -81,13 +81,16 @@ def oracle_record(task: Task, editor: ShapesEditor | None = None, max_steps: int
 
 
 def check_export_noise(noise: EditorNoise) -> EditorNoise:
-    """``noise`` if only ``ignore`` is set: re-issuing the instruction is the oracle's correction of an ignored
+    """``noise`` if only ``ignore`` is set, below 1: re-issuing the instruction is the oracle's correction of an ignored
     edit, while a wrong object or a drift needs a different, planned edit (play those with the replanning
     :class:`~mira_env.agents.baselines.ScriptedOracleAgent` instead)."""
     others = [name for name in NOISE_KINDS if name != "ignore" and getattr(noise, name) > 0]
     if others:
         raise ConfigError(f"export noise {others} is not supported: only 'ignore' (the oracle re-issues an ignored "
                           "edit) can be exported; set the other kinds to 0")
+    if noise.ignore >= 1:
+        raise ConfigError(f"export noise ignore={noise.ignore} never applies an edit, so the oracle would re-issue "
+                          "it forever; use a probability below 1")
     return noise
 
 

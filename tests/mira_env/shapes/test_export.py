@@ -101,6 +101,8 @@ def test_noisy_export_refuses_what_a_retry_cannot_fix(tmp_path, capsys):
     generator = ShapesTaskGenerator(split="train", num_tasks=16, resolution=48, difficulty=1)
     with pytest.raises(ConfigError, match=r"\['wrong_object'\].*only 'ignore'"):
         next(iter_oracle_records(generator, progress=False, noise=EditorNoise(ignore=0.1, wrong_object=0.1)))
+    with pytest.raises(ConfigError, match="ignore=1.0 never applies an edit"):
+        next(iter_oracle_records(generator, progress=False, noise=EditorNoise(ignore=1.0)))
     with pytest.raises(RetryBudgetError, match="max_steps=2"):
         list(iter_oracle_records(generator, progress=False, noise=EditorNoise(ignore=0.5, seed=0), max_steps=2))
     assert run_cli(tmp_path, "--noise_ignore", "1.5") != 0
